@@ -1,0 +1,49 @@
+"""fakeproc: a stateful fake payment processor for Twilio's Generic Pay Connector."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+from flask_migrate import Migrate
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from .config import RESOURCE_ROOT, Defaults, default_database_url
+from .models import db
+
+__all__ = ["create_app"]
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app: defaults, then `FAKEPROC_*` environment variables, then `config`."""
+    app = Flask(__name__, template_folder=str(RESOURCE_ROOT / "templates"),
+                static_folder=str(RESOURCE_ROOT / "static"))
+    app.config.from_object(Defaults)
+    app.config.from_prefixed_env("FAKEPROC")
+    if config:
+        app.config.update(config)
+    _configure_database(app)
+
+    from . import database
+    from .runtime import Runtime
+    from .web import register
+
+    app.extensions["fakeproc"] = Runtime(app.config)
+    Migrate(app, db, directory=str(database.MIGRATIONS))
+    register(app)
+    if app.config["PROXY_FIX"]:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1,
+                                x_prefix=1)  # type: ignore[method-assign]
+    if app.config["AUTO_MIGRATE"]:
+        database.prepare(app)
+    return app
+
+
+def _configure_database(app: Flask) -> None:
+    from .database import engine_options
+
+    url = app.config.get("DATABASE_URL") or default_database_url()
+    app.config["SQLALCHEMY_DATABASE_URI"] = url
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options(url))
+    db.init_app(app)

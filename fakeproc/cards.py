@@ -1,0 +1,92 @@
+"""Card and bank account facts: Luhn, brands, ABA routing checksums, test numbers, masking."""
+
+from __future__ import annotations
+
+import re
+
+# The TEST-mode numbers of the Generic Pay Connector page, with the brand that page gives them.
+# The Diners Club card (3065…) is outside the <Pay> prefix rules and fails Luhn; the table wins.
+TEST_CARDS = {
+    "4111111111111111": "visa",
+    "5555555555554444": "mastercard",
+    "378282246310005": "amex",
+    "6011111111111117": "discover",
+    "3065930009020004": "diners-club",
+    "3566002020360505": "jcb",
+    "6200000000000005": "unionpay",
+    "6771798021000008": "maestro",
+}
+TEST_BANK_ACCOUNTS = frozenset({"12345678", "123456789"})
+
+# (brand, prefixes, allowed lengths), most specific first. Lengths follow the validCardTypes
+# table of the <Pay> page, except Visa: the page says 13, 15, 19 yet its own test card has 16.
+_BRAND_RULES: tuple[tuple[str, tuple[str, ...], range], ...] = (
+    ("amex", ("34", "37"), range(15, 16)),
+    ("enroute", ("2014", "2149"), range(15, 16)),
+    ("visa", ("4",), range(13, 20)),
+    ("mastercard", tuple(str(p) for p in range(51, 56)), range(16, 17)),
+    ("mastercard", tuple(str(p) for p in range(2221, 2721)), range(16, 17)),
+    ("discover", ("6011", "64", "65"), range(16, 20)),
+    ("unionpay", ("62", "81"), range(16, 20)),
+    ("jcb", tuple(str(p) for p in range(3528, 3590)), range(16, 20)),
+    ("diners-club", ("36",), range(14, 20)),
+    ("diners-club", ("300", "301", "302", "303", "304", "3095", "38", "39"), range(16, 20)),
+    ("maestro", ("50", "56", "57", "58", "6"), range(12, 20)),
+)
+
+_DIGITS = re.compile(r"\d+")
+# Runs of 12-19 digits look like card numbers wherever they turn up (a description, a
+# parameter, an unknown field): they are masked before anything is stored or logged.
+_PAN_LIKE = re.compile(r"(?<!\d)\d{12,19}(?!\d)")
+
+
+def is_digits(value: str) -> bool:
+    return bool(_DIGITS.fullmatch(value))
+
+
+def luhn_valid(number: str) -> bool:
+    """True when `number` is all digits and its Luhn checksum holds."""
+    if not is_digits(number):
+        return False
+    total = 0
+    for index, char in enumerate(reversed(number)):
+        digit = int(char)
+        if index % 2:
+            digit = digit * 2 - 9 if digit > 4 else digit * 2
+        total += digit
+    return total % 10 == 0
+
+
+def card_brand(number: str) -> str | None:
+    """The brand of a card number, as <Pay>'s validCardTypes names it (plus unionpay)."""
+    if number in TEST_CARDS:
+        return TEST_CARDS[number]
+    if not is_digits(number):
+        return None
+    for brand, prefixes, lengths in _BRAND_RULES:
+        if len(number) in lengths and number.startswith(prefixes):
+            return brand
+    return None
+
+
+def aba_routing_valid(number: str) -> bool:
+    """True for a 9-digit routing number whose 3-7-1 weighted checksum holds."""
+    if len(number) != 9 or not is_digits(number):
+        return False
+    weights = (3, 7, 1) * 3
+    return sum(int(d) * w for d, w in zip(number, weights)) % 10 == 0
+
+
+def last_digits(number: str, count: int) -> str:
+    return number[-count:] if len(number) >= count else number
+
+
+def mask(number: str, visible: int) -> str:
+    """All but the last `visible` characters replaced by `*`."""
+    shown = last_digits(number, visible) if visible else ""
+    return "*" * (len(number) - len(shown)) + shown
+
+
+def redact_pans(text: str) -> str:
+    """Mask every card-number-like run of digits in free text, keeping its last four."""
+    return _PAN_LIKE.sub(lambda m: mask(m.group(), 4), text)

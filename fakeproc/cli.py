@@ -1,0 +1,81 @@
+"""The `fakeproc` command: `serve` for the production server, plus Flask's own commands
+(`fakeproc db upgrade`, `fakeproc routes`, …) on the same app."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import sys
+
+import click
+from flask.cli import FlaskGroup
+
+from .config import LOOPBACK_HOSTS
+
+
+def _create_app():
+    from . import create_app
+
+    return create_app()
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app, load_dotenv=False,
+             add_default_commands=True, set_debug_flag=False)
+def main() -> None:
+    """fakeproc: a fake payment processor for Twilio's Generic Pay Connector."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="FAKEPROC_HOST",
+              help="Address to listen on; anything but loopback needs an admin token.")
+@click.option("--port", default=8000, show_default=True, envvar="FAKEPROC_PORT", type=int)
+@click.option("--database-url", envvar="FAKEPROC_DATABASE_URL",
+              help="SQLAlchemy URL; default: SQLite file ./fakeproc.db. "
+                   "PostgreSQL: postgresql+psycopg://user@host/db")
+@click.option("--workers", type=int, default=None, envvar="FAKEPROC_WORKERS",
+              help="Worker processes (default: one per core, at most 4).")
+@click.option("--cert", type=click.Path(exists=True, dir_okay=False), envvar="FAKEPROC_CERT",
+              help="TLS certificate (PEM); serve HTTPS.")
+@click.option("--key", type=click.Path(exists=True, dir_okay=False), envvar="FAKEPROC_KEY",
+              help="TLS private key (PEM).")
+@click.option("--behind-proxy", is_flag=True, envvar="FAKEPROC_PROXY_FIX",
+              help="Honour X-Forwarded-For/-Proto/-Host from one proxy or tunnel in front.")
+@click.option("--time-scale", type=float, envvar="FAKEPROC_TIME_SCALE", default=None,
+              help="Multiply every delay, hang and the connector timeout (tests: 0.01).")
+@click.option("--access-log", is_flag=True, help="Log every request line to stderr.")
+def serve(host: str, port: int, database_url: str | None, workers: int | None,
+          cert: str | None, key: str | None, behind_proxy: bool, time_scale: float | None,
+          access_log: bool) -> None:
+    """Run the production server (gunicorn, gevent workers)."""
+    from . import create_app
+    from .models import db
+    from .server import Server, default_workers, gunicorn_options
+
+    if bool(cert) != bool(key):
+        raise click.UsageError("--cert and --key go together")
+    app_config: dict = {"PROXY_FIX": behind_proxy}
+    if database_url:
+        app_config["DATABASE_URL"] = database_url
+    if time_scale is not None:
+        app_config["TIME_SCALE"] = time_scale
+    _configure_logging()
+    app = create_app(app_config)  # migrates the schema once, before any worker starts
+    app_config["DATABASE_URL"] = app.config["SQLALCHEMY_DATABASE_URI"]
+    if (host not in LOOPBACK_HOSTS and not app.config.get("ADMIN_TOKEN")
+            and not app.config.get("ADMIN_PASSWORD")):
+        app_config["ADMIN_TOKEN"] = secrets.token_urlsafe(24)
+        click.echo(f"fakeproc: listening beyond loopback with no admin credentials set; "
+                   f"admin token for this run: {app_config['ADMIN_TOKEN']}", err=True)
+    with app.app_context():
+        db.engine.dispose()
+    options = gunicorn_options(host, port, workers or default_workers(), cert, key, access_log)
+    Server(options, app_config).run()
+
+
+def _configure_logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("fakeproc")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False

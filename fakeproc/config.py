@@ -1,0 +1,39 @@
+"""Configuration defaults and where the admin panel's files live."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+# An installed wheel carries templates/ and static/ inside the package; a source checkout keeps
+# them at the top of the repository, next to the package.
+RESOURCE_ROOT = PACKAGE_DIR if (PACKAGE_DIR / "templates").is_dir() else PACKAGE_DIR.parent
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+
+def default_database_url() -> str:
+    """SQLite file in the working directory: the embedded default."""
+    return "sqlite:///" + str(Path(os.getcwd(), "fakeproc.db"))
+
+
+class Defaults:
+    """Every setting fakeproc reads, with its default; `FAKEPROC_<NAME>` overrides it."""
+
+    DATABASE_URL: str | None = None
+    TIME_SCALE = 1.0
+    SEED: str | None = None
+    USERNAME: str | None = None
+    PASSWORD: str | None = None
+    ADMIN_TOKEN: str | None = None
+    ADMIN_PASSWORD: str | None = None
+    AUTO_MIGRATE = True
+    PROXY_FIX = False
+    # Twilio sends small JSON bodies; anything bigger is refused with 413.
+    MAX_CONTENT_LENGTH = 64 * 1024
+    # How often a retry waiting on an in-flight attempt in another process looks at the database
+    # (seconds, real time; an in-process wait is woken at once).
+    INFLIGHT_POLL_MAX = 0.25
+    JSON_SORT_KEYS = False

@@ -1,0 +1,84 @@
+"""Engine settings, schema migrations (Alembic through Flask-Migrate) and first-start data."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import flask_migrate
+from flask import Flask
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Engine, make_url
+
+from . import connectors
+from .config import PACKAGE_DIR
+from .runtime import runtime
+
+MIGRATIONS = PACKAGE_DIR / "migrations"
+# An arbitrary constant: the advisory lock that serialises migrations on PostgreSQL.
+_PG_MIGRATION_LOCK = 7_412_905
+log = logging.getLogger("fakeproc")
+
+
+def engine_options(url: str) -> dict[str, Any]:
+    """Pool sizes for many cooperative requests; each holds a connection only briefly."""
+    if make_url(url).get_backend_name() == "sqlite":
+        return {"pool_size": 20, "max_overflow": 80, "pool_timeout": 60}
+    return {"pool_size": 10, "max_overflow": 30, "pool_timeout": 60, "pool_pre_ping": True}
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets readers and one writer work at once; busy_timeout makes concurrent writers from
+    # several processes queue instead of failing with "database is locked".
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        cursor = dbapi_connection.cursor()
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=30000",
+                       "foreign_keys=ON"):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+
+def prepare(app: Flask) -> None:
+    """Bring the schema up to date and make sure Default exists; safe from several processes."""
+    with app.app_context(), migration_lock(app.config["SQLALCHEMY_DATABASE_URI"]):
+        flask_migrate.upgrade(directory=str(MIGRATIONS))
+        connectors.ensure_default(app.config.get("USERNAME"), app.config.get("PASSWORD"),
+                                  runtime().fingerprints)
+
+
+@contextmanager
+def migration_lock(url: str) -> Iterator[None]:
+    """Only one process migrates a database at a time; the others wait, then find it done."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if not parsed.database or parsed.database == ":memory:":
+            yield
+            return
+        path = Path(parsed.database)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(f"{path}.lock", "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        return
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
+            connection.commit()
+            try:
+                yield
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"),
+                                   {"key": _PG_MIGRATION_LOCK})
+                connection.commit()
+    finally:
+        engine.dispose()

@@ -1,0 +1,192 @@
+"""The ledger: transactions and attempts as QA engineers read them (lists, filters, details)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Select, delete, func, or_, select
+
+from .errors import BadRequest, Conflict, NotFound
+from .models import Attempt, Transaction, db
+from .wire import id_key
+
+STATUSES = ("succeeded", "declined", "in_flight", "failed")
+MAX_LIMIT = 500
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What a transaction list is narrowed to; every field optional."""
+
+    transaction_id: str | None = None
+    connector: str | None = None
+    status: str | None = None
+    method: str | None = None
+    retried: bool = False
+    orphaned: bool = False
+    q: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.status is not None and self.status not in STATUSES:
+            raise BadRequest(f"status must be one of {', '.join(STATUSES)}")
+        if self.method is not None and self.method not in ("charge", "tokenize"):
+            raise BadRequest("method must be charge or tokenize")
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"data": self.items, "next_cursor": self.next_cursor}
+
+
+def transactions(filters: Filters, limit: int = 50, cursor: str | None = None) -> Page:
+    """Newest first, keyed on the row id so that deep pages cost as little as the first."""
+    rows = _page(_filtered(select(Transaction), filters), limit, cursor)
+    return _paged([transaction_json(row) for row in rows], rows, limit)
+
+
+def retries(limit: int = 50, cursor: str | None = None) -> Page:
+    """Every transaction that saw more than one attempt, with the gaps between attempts."""
+    rows = _page(select(Transaction).where(Transaction.attempt_count > 1), limit, cursor)
+    gaps: dict[int, list[float | None]] = {row.id: [] for row in rows}
+    for pk, gap in db.session.execute(
+            select(Attempt.transaction_pk, Attempt.gap_seconds)
+            .where(Attempt.transaction_pk.in_(gaps), Attempt.number > 1)
+            .order_by(Attempt.transaction_pk, Attempt.number)):
+        gaps[pk].append(gap)
+    items = [{"transaction_id": row.transaction_id, "connector": row.connector,
+              "attempts": row.attempt_count, "first_attempt_at": _iso(row.created_at),
+              "last_attempt_at": _iso(row.last_attempt_at), "gaps_seconds": gaps[row.id],
+              "status": row.status, id_key(row.method): row.result_id,
+              "orphaned": row.orphaned} for row in rows]
+    return _paged(items, rows, limit)
+
+
+def transaction_detail(transaction_id: str, connector: str | None = None) -> dict[str, Any]:
+    query = select(Transaction).where(Transaction.transaction_id == transaction_id)
+    if connector is not None:
+        query = query.where(Transaction.connector == connector)
+    rows = db.session.execute(query.limit(2)).scalars().all()
+    if not rows:
+        raise NotFound(f"no transaction {transaction_id}"
+                       + (f" on connector {connector}" if connector else ""))
+    if len(rows) > 1:
+        raise Conflict(f"transaction {transaction_id} exists on several connectors; "
+                       "name one with ?connector=")
+    row = rows[0]
+    attempts = db.session.execute(select(Attempt).where(Attempt.transaction_pk == row.id)
+                                  .order_by(Attempt.number)).scalars()
+    return transaction_json(row) | {"attempts": [attempt_json(a) for a in attempts]}
+
+
+def reset() -> dict[str, int]:
+    """Forget every transaction and attempt."""
+    attempts = db.session.execute(delete(Attempt)).rowcount
+    transactions_ = db.session.execute(delete(Transaction)).rowcount
+    db.session.commit()
+    return {"transactions": transactions_, "attempts": attempts}
+
+
+def counts() -> dict[str, int]:
+    """Totals by status, plus retried and orphaned."""
+    by_status = dict(db.session.execute(
+        select(Transaction.status, func.count()).group_by(Transaction.status)).all())
+    retried = db.session.execute(select(func.count()).where(Transaction.attempt_count > 1))
+    orphaned = db.session.execute(select(func.count()).where(Transaction.orphaned.is_(True)))
+    return {**{s: by_status.get(s, 0) for s in STATUSES}, "retried": retried.scalar_one(),
+            "orphaned": orphaned.scalar_one()}
+
+
+def transaction_json(row: Transaction) -> dict[str, Any]:
+    return {
+        "transaction_id": row.transaction_id, "connector": row.connector, "method": row.method,
+        "payment_method": row.payment_method, "status": row.status,
+        id_key(row.method): row.result_id, "error_code": row.error_code,
+        "error_message": row.error_message, "amount": format_amount(row.amount_millis),
+        "currency": row.currency, "card_brand": row.card_brand, "last4": row.last4,
+        "routing_number": row.routing_number, "postal_code": row.postal_code,
+        "description": row.description, "parameters": row.parameters,
+        "attempts": row.attempt_count, "retried": row.attempt_count > 1,
+        "orphaned": row.orphaned, "protocol_violation": row.protocol_violation,
+        "issued": row.issued_count, "double_charged": row.issued_count > 1,
+        "response": row.response_body, "created_at": _iso(row.created_at),
+        "settled_at": _iso(row.settled_at), "last_attempt_at": _iso(row.last_attempt_at),
+    }
+
+
+def attempt_json(row: Attempt) -> dict[str, Any]:
+    return {
+        "number": row.number, "kind": row.kind, "received_at": _iso(row.received_at),
+        "responded_at": _iso(row.responded_at), "gap_seconds": row.gap_seconds,
+        "delivery": row.delivery, "status_code": row.status_code, "late": row.late,
+        "rules": row.rules or [], "protocol_violation": row.protocol_violation,
+        "result_id": row.result_id, "response_body": row.response_body,
+        "request": row.request, "client_ip": row.client_ip, "user_agent": row.user_agent,
+    }
+
+
+def format_amount(millis: int | None) -> str | None:
+    if millis is None:
+        return None
+    places = 2 if millis % 10 == 0 else 3
+    return f"{Decimal(millis) / 1000:.{places}f}"
+
+
+def _filtered(query: Select, filters: Filters) -> Select:
+    if filters.transaction_id is not None:
+        query = query.where(Transaction.transaction_id == filters.transaction_id)
+    if filters.connector is not None:
+        query = query.where(Transaction.connector == filters.connector)
+    if filters.status is not None:
+        query = query.where(Transaction.status == filters.status)
+    if filters.method is not None:
+        query = query.where(Transaction.method == filters.method)
+    if filters.retried:
+        query = query.where(Transaction.attempt_count > 1)
+    if filters.orphaned:
+        query = query.where(Transaction.orphaned.is_(True))
+    if filters.q:
+        q = filters.q.strip()
+        query = query.where(or_(Transaction.transaction_id == q, Transaction.result_id == q,
+                                Transaction.last4 == q))
+    return query
+
+
+def _page(query: Select, limit: int, cursor: str | None) -> list[Transaction]:
+    if not 1 <= limit <= MAX_LIMIT:
+        raise BadRequest(f"limit must be from 1 to {MAX_LIMIT}")
+    if cursor:
+        query = query.where(Transaction.id < _decode_cursor(cursor))
+    return list(db.session.execute(query.order_by(Transaction.id.desc()).limit(limit + 1))
+                .scalars())
+
+
+def _paged(items: list[dict[str, Any]], rows: list[Transaction], limit: int) -> Page:
+    if len(rows) <= limit:
+        return Page(items, None)
+    return Page(items[:limit], _encode_cursor(rows[limit - 1].id))
+
+
+def _encode_cursor(pk: int) -> str:
+    return base64.urlsafe_b64encode(f"t{pk}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> int:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        if text.startswith("t") and text[1:].isdigit():
+            return int(text[1:])
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        pass
+    raise BadRequest("cursor is not one this API gave out")
+
+
+def _iso(moment) -> str | None:
+    return moment.isoformat().replace("+00:00", "Z") if moment is not None else None

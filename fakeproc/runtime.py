@@ -1,0 +1,48 @@
+"""The per-app services the surfaces share: clock, id factory, waiters, the processor."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from flask import current_app
+
+from .ids import IdFactory
+from .inflight import Waiters
+from .processor import Processor
+from .security import Fingerprinter, store_key
+from .timing import Clock
+
+
+class Runtime:
+    """Built with the app; what needs the database (the store key) is loaded on first use."""
+
+    def __init__(self, config: Mapping[str, Any]):
+        self.clock = Clock(float(config["TIME_SCALE"]))
+        self.ids = IdFactory(config.get("SEED"))
+        self.waiters = Waiters()
+        self.admin_token: str | None = config.get("ADMIN_TOKEN") or None
+        self._poll_max = float(config["INFLIGHT_POLL_MAX"])
+        self._lock = threading.Lock()
+        self._fingerprints: Fingerprinter | None = None
+        self._processor: Processor | None = None
+
+    @property
+    def fingerprints(self) -> Fingerprinter:
+        if self._fingerprints is None:
+            with self._lock:
+                if self._fingerprints is None:
+                    self._fingerprints = Fingerprinter(store_key())
+        return self._fingerprints
+
+    @property
+    def processor(self) -> Processor:
+        if self._processor is None:
+            self._processor = Processor(self.clock, self.ids, self.fingerprints, self.waiters,
+                                        self._poll_max)
+        return self._processor
+
+
+def runtime() -> Runtime:
+    return current_app.extensions["fakeproc"]

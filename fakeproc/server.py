@@ -1,0 +1,59 @@
+"""`fakeproc serve`: gunicorn with gevent workers, so that hundreds of requests held in delays
+and hangs cost a greenlet each while other requests are answered at once."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+
+class Server(BaseApplication):
+    """A gunicorn application whose workers each build their own fakeproc app."""
+
+    def __init__(self, options: Mapping[str, Any], app_config: Mapping[str, Any]):
+        self.options = dict(options)
+        self.app_config = dict(app_config)
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self):
+        from . import create_app
+
+        # The master migrated the schema before forking; workers must not race to do it again.
+        return create_app({**self.app_config, "AUTO_MIGRATE": False})
+
+
+def gunicorn_options(host: str, port: int, workers: int, cert: str | None, key: str | None,
+                     access_log: bool) -> dict[str, Any]:
+    bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    options: dict[str, Any] = {
+        "bind": [bind],
+        "workers": workers,
+        "worker_class": "gevent",
+        # Each held request (delay, hang, in-flight wait) is one greenlet on one connection.
+        "worker_connections": 2000,
+        "keepalive": 5,
+        "timeout": 60,
+        "graceful_timeout": 5,
+        "errorlog": "-",
+        "loglevel": "info",
+        "accesslog": "-" if access_log else None,
+        # X-Forwarded-* is honoured only by fakeproc's own --behind-proxy switch.
+        "forwarded_allow_ips": "",
+        "proc_name": "fakeproc",
+        # Several servers may run side by side (tests, one per port): no shared control socket.
+        "control_socket_disable": True,
+    }
+    if cert or key:
+        options.update(certfile=cert, keyfile=key)
+    return options
+
+
+def default_workers() -> int:
+    return max(1, min(os.cpu_count() or 1, 4))

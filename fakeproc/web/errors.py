@@ -1,0 +1,74 @@
+"""One error shape per surface: processor JSON, control API JSON, plain pages elsewhere."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.wrappers import Response
+
+from ..errors import DomainError
+from ..schemas import ValidationError, describe
+from ..wire import InvalidRequest, answer
+
+log = logging.getLogger("fakeproc")
+
+_PROCESSOR_CODES = {400: "invalid_request", 401: "unauthorized", 404: "not_found",
+                    405: "method_not_allowed", 413: "request_too_large"}
+
+
+def processor_error(status: int, code: str, message: str, method: str | None) -> Response:
+    response = jsonify(answer(method or "charge", None, code, message))
+    response.status_code = status
+    return response
+
+
+def api_error(status: int, message: str) -> Response:
+    response = jsonify({"error": message})
+    response.status_code = status
+    return response
+
+
+def _is_processor_path(path: str) -> bool:
+    return path in ("/", "/charge", "/tokenize") or path.startswith("/connectors/")
+
+
+def _path_method() -> str | None:
+    tail = request.path.rstrip("/").rsplit("/", 1)[-1]
+    return tail if tail in ("charge", "tokenize") else None
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(InvalidRequest)
+    def invalid_request(error: InvalidRequest) -> Response:
+        return processor_error(400, "invalid_request", error.message, error.method)
+
+    @app.errorhandler(DomainError)
+    def domain_error(error: DomainError) -> Response:
+        return api_error(error.status, error.message)
+
+    @app.errorhandler(ValidationError)
+    def validation_error(error: ValidationError) -> Response:
+        return api_error(400, describe(error))
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Response:
+        status = error.code or 500
+        if request.path.startswith("/api/"):
+            response = api_error(status, error.description or error.name)
+        elif _is_processor_path(request.path):
+            code = _PROCESSOR_CODES.get(status, "http_error")
+            response = processor_error(status, code, error.description or error.name,
+                                       _path_method())
+        else:
+            return error.get_response()
+        for name in ("Allow", "WWW-Authenticate"):
+            if name in error.get_response().headers:
+                response.headers[name] = error.get_response().headers[name]
+        return response
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return http_error(InternalServerError("fakeproc hit an internal error; see its log"))

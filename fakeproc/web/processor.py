@@ -1,0 +1,43 @@
+"""The Generic Pay Connector endpoint: `POST /` and the deprecated `/charge` and `/tokenize`."""
+
+from __future__ import annotations
+
+from flask import Blueprint, redirect, request, url_for
+from werkzeug.wrappers import Response
+
+from .. import connectors, wire
+from ..processor import Client
+from ..runtime import runtime
+from .errors import processor_error
+
+bp = Blueprint("processor", __name__)
+
+
+@bp.get("/")
+def index() -> Response:
+    return redirect(url_for("admin.dashboard"))
+
+
+@bp.post("/", defaults={"connector": None, "path_method": None})
+@bp.post("/charge", defaults={"connector": None, "path_method": "charge"})
+@bp.post("/tokenize", defaults={"connector": None, "path_method": "tokenize"})
+@bp.post("/connectors/<connector>/", defaults={"path_method": None}, strict_slashes=False)
+@bp.post("/connectors/<connector>/charge", defaults={"path_method": "charge"})
+@bp.post("/connectors/<connector>/tokenize", defaults={"path_method": "tokenize"})
+def receive(connector: str | None, path_method: str | None):
+    auth = request.authorization
+    username = auth.username if auth and auth.type == "basic" else None
+    password = auth.password if auth and auth.type == "basic" else None
+    settings = connectors.resolve(connector, username)
+    if settings is None:
+        return processor_error(404, "connector_not_found", f"no connector named {connector}",
+                               path_method)
+    if not connectors.authenticate(settings, username, password, runtime().fingerprints):
+        response = processor_error(401, "unauthorized", "this connector needs Basic auth with "
+                                   "its username and password", path_method)
+        response.headers["WWW-Authenticate"] = 'Basic realm="fakeproc"'
+        return response
+    payment = wire.parse(request.get_data(cache=False), path_method)
+    client = Client(request.remote_addr, request.headers.get("User-Agent"))
+    result = runtime().processor.handle(payment, settings, client)
+    return result.body, result.status
