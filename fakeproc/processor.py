@@ -13,7 +13,7 @@ from .ids import IdFactory
 from .inflight import Waiters
 from .outcomes import Outcome, screen
 from .security import Fingerprinter
-from .store import Registered, Settlement
+from .store import Registered, Settlement, Stored
 from .timing import Clock
 from .wire import PaymentRequest, answer
 
@@ -171,7 +171,7 @@ class Processor:
                 settled_here.wait(poll)
             poll = min(poll * 2, self.poll_max)
 
-    def _differing_fields(self, stored, request: PaymentRequest) -> list[str]:
+    def _differing_fields(self, stored: Stored, request: PaymentRequest) -> list[str]:
         differing = []
         if stored.method != request.method:
             differing.append("method")

@@ -30,6 +30,18 @@ class Settlement:
 
 
 @dataclass(frozen=True)
+class Stored:
+    """What a retry compares itself with: the transaction's payload, as first received."""
+
+    method: str
+    payment_method: str
+    fingerprint: str
+    amount_millis: int | None
+    currency: str | None
+    orphaned: bool
+
+
+@dataclass(frozen=True)
 class Registered:
     """What registering an attempt learned: its number, and the transaction as it stood."""
 
@@ -37,7 +49,7 @@ class Registered:
     number: int
     is_new: bool
     gap_seconds: float | None
-    stored: Transaction | None  # the existing row, for retries only
+    stored: Stored | None  # the existing transaction, for retries only
     settlement: Settlement | None
 
 
@@ -55,14 +67,14 @@ def register(values: dict[str, Any], settlement: Settlement | None) -> Registere
     pk, number = db.session.execute(stmt).one()
     if number == 1:
         return Registered(pk, 1, True, None, None, settlement)
-    stored = db.session.execute(
-        select(Transaction).where(Transaction.id == pk).execution_options(populate_existing=True)
-    ).scalar_one()
+    row = load(pk)
+    stored = Stored(row.method, row.payment_method, row.fingerprint, row.amount_millis,
+                    row.currency, row.orphaned)
     previous = db.session.execute(select(Attempt.received_at).where(
         Attempt.transaction_pk == pk, Attempt.number == number - 1)).scalar()
     gap = (values["created_at"] - previous).total_seconds() if previous else None
     return Registered(pk, number, False, max(gap, 0.0) if gap is not None else None, stored,
-                      settlement_of(stored))
+                      settlement_of(row))
 
 
 def record_attempt(values: dict[str, Any]) -> int:

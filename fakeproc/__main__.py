@@ -1,0 +1,5 @@
+"""`python -m fakeproc` runs the fakeproc command."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,198 @@
+"""Shared fixtures: an app on a fresh SQLite file per test (pytest-flask's `app`), a live server
+in a thread, `fakeproc serve` processes, and PostgreSQL databases when one is configured."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from werkzeug.serving import make_server
+
+from fakeproc import create_app
+from fakeproc.models import db
+
+POSTGRES_ENV = "FAKEPROC_TEST_POSTGRES_URL"
+TEST_SCALE = 0.01  # 12 s of configured time pass in 120 ms
+
+
+def card_payload(**overrides: Any) -> dict[str, Any]:
+    """A charge as Twilio sends it, with a fresh transaction_id."""
+    body = {"method": "charge", "transaction_id": f"tx-{uuid.uuid4().hex[:12]}",
+            "cardnumber": "4111111111111111", "cvv": "123", "amount": "10.00",
+            "currency_code": "USD", "expiry_month": "08", "expiry_year": "2035",
+            "description": "pizza", "postal_code": "94111", "parameters": {}}
+    body.update(overrides)
+    return {k: v for k, v in body.items() if v is not ...}
+
+
+def ach_payload(**overrides: Any) -> dict[str, Any]:
+    body = {"method": "charge", "transaction_id": f"tx-{uuid.uuid4().hex[:12]}",
+            "bankaccountnumber": "123456789", "routingnumber": "121000358", "amount": "10.00",
+            "currency_code": "USD", "description": "pizza"}
+    body.update(overrides)
+    return {k: v for k, v in body.items() if v is not ...}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite store (schema, store key, Default), copied for each test."""
+    path = tmp_path_factory.mktemp("template") / "fakeproc.db"
+    app = create_app({"DATABASE_URL": f"sqlite:///{path}", "TESTING": True})
+    with app.app_context():
+        db.session.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
+        db.engine.dispose()
+    return path
+
+
+@pytest.fixture
+def db_path(tmp_path: Path, template_db: Path) -> Path:
+    path = tmp_path / "fakeproc.db"
+    shutil.copy(template_db, path)
+    return path
+
+
+@pytest.fixture
+def app_config(db_path: Path) -> dict[str, Any]:
+    """Override in a module or a test to configure the app differently."""
+    return {}
+
+
+@pytest.fixture
+def make_app(db_path: Path) -> Iterator[Callable[..., Any]]:
+    apps = []
+
+    def build(**config: Any):
+        settings = {"DATABASE_URL": f"sqlite:///{db_path}", "AUTO_MIGRATE": False,
+                    "TIME_SCALE": TEST_SCALE, "TESTING": True, **config}
+        built = create_app(settings)
+        apps.append(built)
+        return built
+
+    yield build
+    for built in apps:
+        with built.app_context():
+            db.engine.dispose()
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Any], app_config: dict[str, Any]):
+    return make_app(**app_config)
+
+
+class LiveServer:
+    """The app served over real HTTP on loopback by a threaded server in this process."""
+
+    def __init__(self, flask_app: Any):
+        self.app = flask_app
+        self._server = make_server("127.0.0.1", 0, flask_app, threaded=True)
+        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._server.shutdown()
+        self._thread.join(5)
+
+
+@pytest.fixture
+def server(app: Any) -> Iterator[LiveServer]:
+    with LiveServer(app) as live:
+        yield live
+
+
+class ServeProcess:
+    """One `fakeproc serve` process: the production server, on its own port."""
+
+    def __init__(self, database_url: str, log_path: Path, workers: int = 1, **env: str):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        environment = {**os.environ, "FAKEPROC_TIME_SCALE": str(TEST_SCALE), **env}
+        command = [sys.executable, "-m", "fakeproc", "serve", "--port", str(self.port),
+                   "--workers", str(workers), "--database-url", database_url]
+        self._log = open(log_path, "wb")
+        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT,
+                                        env=environment)
+
+    def wait_ready(self, timeout: float = 30.0) -> ServeProcess:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"fakeproc serve exited:\n{self.log()}")
+            try:
+                if requests.get(self.url + "/api/health", timeout=1).ok:
+                    return self
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        raise RuntimeError(f"fakeproc serve did not start:\n{self.log()}")
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self._log.close()
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Callable[..., ServeProcess]]:
+    """Start `fakeproc serve` processes; all of them are started before any is awaited."""
+    started: list[ServeProcess] = []
+
+    def start(database_url: str, count: int = 1, **env: str) -> list[ServeProcess]:
+        batch = [ServeProcess(database_url, tmp_path / f"serve-{len(started) + i}.log", **env)
+                 for i in range(count)]
+        started.extend(batch)
+        return [process.wait_ready() for process in batch]
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    base = os.environ.get(POSTGRES_ENV)
+    if not base:
+        pytest.skip(f"PostgreSQL tests need {POSTGRES_ENV}, e.g. "
+                    "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    name = f"fakeproc_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(base).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
