@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,18 @@ def ach_payload(**overrides: Any) -> dict[str, Any]:
             "currency_code": "USD", "description": "pizza"}
     body.update(overrides)
     return {k: v for k, v in body.items() if v is not ...}
+
+
+def post_concurrently(requests_: list[tuple[str, dict]]) -> list[requests.Response]:
+    """POST every (url, body) from its own thread, all released at once by a barrier."""
+    barrier = threading.Barrier(len(requests_))
+
+    def send(item: tuple[str, dict]) -> requests.Response:
+        barrier.wait()
+        return requests.post(item[0], json=item[1], timeout=30)
+
+    with ThreadPoolExecutor(max_workers=len(requests_)) as pool:
+        return list(pool.map(send, requests_))
 
 
 def free_port() -> int:
@@ -163,25 +176,33 @@ class ServeProcess:
         self._log.close()
 
 
-@pytest.fixture
-def serve(tmp_path: Path) -> Iterator[Callable[..., ServeProcess]]:
-    """Start `fakeproc serve` processes; all of them are started before any is awaited."""
-    started: list[ServeProcess] = []
+class ServeGroup:
+    """Starts `fakeproc serve` processes, all before any is awaited, and stops them all."""
 
-    def start(database_url: str, count: int = 1, **env: str) -> list[ServeProcess]:
-        batch = [ServeProcess(database_url, tmp_path / f"serve-{len(started) + i}.log", **env)
-                 for i in range(count)]
-        started.extend(batch)
+    def __init__(self, log_dir: Path):
+        self.log_dir = log_dir
+        self.started: list[ServeProcess] = []
+
+    def __call__(self, database_url: str, count: int = 1, **env: str) -> list[ServeProcess]:
+        batch = [ServeProcess(database_url, self.log_dir / f"serve-{len(self.started) + i}.log",
+                              **env) for i in range(count)]
+        self.started.extend(batch)
         return [process.wait_ready() for process in batch]
 
-    yield start
-    for process in started:
-        process.stop()
+    def stop(self) -> None:
+        for process in self.started:
+            process.stop()
 
 
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+def serve(tmp_path: Path) -> Iterator[ServeGroup]:
+    group = ServeGroup(tmp_path)
+    yield group
+    group.stop()
+
+
+def make_postgres_database() -> tuple[str, Callable[[], None]]:
+    """A fresh, empty PostgreSQL database and the function that drops it; skips without one."""
     base = os.environ.get(POSTGRES_ENV)
     if not base:
         pytest.skip(f"PostgreSQL tests need {POSTGRES_ENV}, e.g. "
@@ -190,9 +211,20 @@ def postgres_url() -> Iterator[str]:
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(base).set(database=name).render_as_string(hide_password=False)
-    finally:
+
+    def drop() -> None:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+    return make_url(base).set(database=name).render_as_string(hide_password=False), drop
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for one test, dropped afterwards."""
+    url, drop = make_postgres_database()
+    try:
+        yield url
+    finally:
+        drop()

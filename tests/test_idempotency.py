@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from conftest import LiveServer, ach_payload, card_payload
+from conftest import LiveServer, ach_payload, card_payload, post_concurrently
 
 DELAYED_12S = "4012.00"  # magic amount: the first attempt takes 12 s of configured time
 
@@ -154,21 +153,9 @@ def test_retries_api_lists_retried_transactions_with_gaps(client):
 
 # -- over real HTTP: races and in-flight retries ---------------------------------------------
 
-def post_all(url: str, bodies: list[dict], workers: int = 20) -> list[requests.Response]:
-    """Send every body at once from its own thread, released together by a barrier."""
-    barrier = threading.Barrier(len(bodies))
-
-    def send(body: dict) -> requests.Response:
-        barrier.wait()
-        return requests.post(url, json=body, timeout=30)
-
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(send, bodies))
-
-
 def test_twenty_concurrent_duplicates_make_one_charge(server, client):
     body = card_payload()
-    answers = post_all(server.url + "/", [body] * 20)
+    answers = post_concurrently([(server.url + "/", body)] * 20)
     assert {r.status_code for r in answers} == {200}
     assert len({r.content for r in answers}) == 1
     assert answers[0].json()["error_code"] is None
@@ -179,7 +166,7 @@ def test_twenty_concurrent_duplicates_make_one_charge(server, client):
 
 def test_concurrent_duplicates_of_a_delayed_charge_wait_for_it(server, client):
     body = card_payload(amount=DELAYED_12S)
-    answers = post_all(server.url + "/", [body] * 20)
+    answers = post_concurrently([(server.url + "/", body)] * 20)
     assert len({r.content for r in answers}) == 1
     assert answers[0].json()["charge_id"].startswith("ch_")
     assert detail(client, body["transaction_id"])["issued"] == 1

@@ -1,0 +1,77 @@
+"""Two `fakeproc serve` processes on one database (SQLite file, PostgreSQL) keep SPEC §2:
+one charge per transaction, identical answers, and in-flight retries across processes."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+from conftest import ServeGroup, card_payload, make_postgres_database, post_concurrently
+
+pytestmark = pytest.mark.slow
+
+
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def two_servers(request, tmp_path_factory):
+    """Two `fakeproc serve` processes started together on one new database: the migration
+    lock must let exactly one of them build the schema."""
+    log_dir = tmp_path_factory.mktemp(request.param)
+    drop = None
+    if request.param == "sqlite":
+        url = f"sqlite:///{log_dir / 'shared.db'}"
+    else:
+        url, drop = make_postgres_database()
+    group = ServeGroup(log_dir)
+    try:
+        yield group(url, count=2)
+    finally:
+        group.stop()
+        if drop:
+            drop()
+
+
+def test_both_processes_start_on_a_new_database(two_servers):
+    for process in two_servers:
+        assert requests.get(process.url + "/api/connectors/Default", timeout=30).ok
+
+
+def test_twenty_duplicates_spread_over_two_processes_make_one_charge(two_servers):
+    first, second = two_servers
+    body = card_payload()
+    answers = post_concurrently([(first.url + "/", body), (second.url + "/", body)] * 10)
+    assert {r.status_code for r in answers} == {200}
+    assert len({r.content for r in answers}) == 1
+    record = requests.get(f"{second.url}/api/transactions/{body['transaction_id']}",
+                          timeout=30).json()
+    assert record["issued"] == 1
+    assert sorted(a["number"] for a in record["attempts"]) == list(range(1, 21))
+
+
+def test_a_retry_on_the_other_process_waits_for_the_first(two_servers):
+    first, second = two_servers
+    body = card_payload(amount="4030.00")  # 30 s of configured time: 300 ms here
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        original = pool.submit(requests.post, first.url + "/", json=body, timeout=30)
+        _wait_in_flight(second.url, body["transaction_id"])
+        retry = requests.post(second.url + "/", json=body, timeout=30)
+        assert retry.json() == original.result().json()
+    assert retry.json()["charge_id"].startswith("ch_")
+    record = requests.get(f"{first.url}/api/transactions/{body['transaction_id']}",
+                          timeout=30).json()
+    assert record["issued"] == 1 and [a["kind"] for a in record["attempts"]] == [
+        "original", "replay"]
+
+
+def _wait_in_flight(url: str, transaction_id: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        response = requests.get(f"{url}/api/transactions/{transaction_id}", timeout=30)
+        if response.status_code == 200 and response.json()["status"] == "in_flight":
+            return
+        time.sleep(0.005)
+    raise AssertionError(f"{transaction_id} was never seen in flight")
