@@ -138,12 +138,14 @@ def server(app: Any) -> Iterator[LiveServer]:
 class ServeProcess:
     """One `fakeproc serve` process: the production server, on its own port."""
 
-    def __init__(self, database_url: str, log_path: Path, workers: int = 1, **env: str):
+    def __init__(self, database_url: str, log_path: Path, workers: int = 1,
+                 host: str = "127.0.0.1", **env: str):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         environment = {**os.environ, "FAKEPROC_TIME_SCALE": str(TEST_SCALE), **env}
-        command = [sys.executable, "-m", "fakeproc", "serve", "--port", str(self.port),
+        command = [sys.executable, "-m", "fakeproc", "serve", "--host", host,
+                   "--port", str(self.port),
                    "--workers", str(workers), "--database-url", database_url]
         self._log = open(log_path, "wb")
         self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT,
@@ -179,13 +181,14 @@ class ServeProcess:
 class ServeGroup:
     """Starts `fakeproc serve` processes, all before any is awaited, and stops them all."""
 
-    def __init__(self, log_dir: Path):
+    def __init__(self, log_dir: Path, host: str = "127.0.0.1"):
         self.log_dir = log_dir
+        self.host = host
         self.started: list[ServeProcess] = []
 
     def __call__(self, database_url: str, count: int = 1, **env: str) -> list[ServeProcess]:
         batch = [ServeProcess(database_url, self.log_dir / f"serve-{len(self.started) + i}.log",
-                              **env) for i in range(count)]
+                              host=self.host, **env) for i in range(count)]
         self.started.extend(batch)
         return [process.wait_ready() for process in batch]
 
