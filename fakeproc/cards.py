@@ -34,10 +34,12 @@ _BRAND_RULES: tuple[tuple[str, tuple[str, ...], range], ...] = (
     ("maestro", ("50", "56", "57", "58", "6"), range(12, 20)),
 )
 
-_DIGITS = re.compile(r"\d+")
+BRANDS = tuple(sorted({rule[0] for rule in _BRAND_RULES} | set(TEST_CARDS.values())))
+
+_DIGITS = re.compile(r"[0-9]+")
 # Runs of 12-19 digits look like card numbers wherever they turn up (a description, a
 # parameter, an unknown field): they are masked before anything is stored or logged.
-_PAN_LIKE = re.compile(r"(?<!\d)\d{12,19}(?!\d)")
+_PAN_LIKE = re.compile(r"(?<![0-9])[0-9]{12,19}(?![0-9])")
 
 
 def is_digits(value: str) -> bool:

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .errors import Conflict, NotFound
 from .models import Connector, db
+from .paging import Page, keyset_page
 from .schemas import ConnectorCreate, ConnectorUpdate
 from .security import Fingerprinter, same
 
@@ -75,6 +76,12 @@ def authenticate(connector: ConnectorSettings, username: str | None, password: s
 def all_connectors() -> list[ConnectorSettings]:
     rows = db.session.execute(select(Connector).order_by(Connector.id)).scalars()
     return [_settings(row) for row in rows]
+
+
+def page(limit: int = 50, cursor: str | None = None) -> Page:
+    """Connectors, newest first, in pages like every other list of the API."""
+    rows, next_cursor = keyset_page(select(Connector), Connector.id, limit, cursor)
+    return Page([_settings(row).to_json() for row in rows], next_cursor)
 
 
 def get(unique_name: str) -> ConnectorSettings:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -11,11 +9,11 @@ from typing import Any
 from sqlalchemy import Select, delete, func, or_, select
 
 from .errors import BadRequest, Conflict, NotFound
+from .paging import Page, keyset_page
 from .models import Attempt, Transaction, db
 from .wire import id_key
 
 STATUSES = ("succeeded", "declined", "in_flight", "failed")
-MAX_LIMIT = 500
 
 
 @dataclass(frozen=True)
@@ -37,24 +35,17 @@ class Filters:
             raise BadRequest("method must be charge or tokenize")
 
 
-@dataclass(frozen=True)
-class Page:
-    items: list[dict[str, Any]]
-    next_cursor: str | None
-
-    def to_json(self) -> dict[str, Any]:
-        return {"data": self.items, "next_cursor": self.next_cursor}
-
-
 def transactions(filters: Filters, limit: int = 50, cursor: str | None = None) -> Page:
     """Newest first, keyed on the row id so that deep pages cost as little as the first."""
-    rows = _page(_filtered(select(Transaction), filters), limit, cursor)
-    return _paged([transaction_json(row) for row in rows], rows, limit)
+    rows, next_cursor = keyset_page(_filtered(select(Transaction), filters), Transaction.id,
+                                    limit, cursor)
+    return Page([transaction_json(row) for row in rows], next_cursor)
 
 
 def retries(limit: int = 50, cursor: str | None = None) -> Page:
     """Every transaction that saw more than one attempt, with the gaps between attempts."""
-    rows = _page(select(Transaction).where(Transaction.attempt_count > 1), limit, cursor)
+    rows, next_cursor = keyset_page(select(Transaction).where(Transaction.attempt_count > 1),
+                                    Transaction.id, limit, cursor)
     gaps: dict[int, list[float | None]] = {row.id: [] for row in rows}
     for pk, gap in db.session.execute(
             select(Attempt.transaction_pk, Attempt.gap_seconds)
@@ -66,7 +57,7 @@ def retries(limit: int = 50, cursor: str | None = None) -> Page:
               "last_attempt_at": _iso(row.last_attempt_at), "gaps_seconds": gaps[row.id],
               "status": row.status, id_key(row.method): row.result_id,
               "orphaned": row.orphaned} for row in rows]
-    return _paged(items, rows, limit)
+    return Page(items, next_cursor)
 
 
 def transaction_detail(transaction_id: str, connector: str | None = None) -> dict[str, Any]:
@@ -157,35 +148,6 @@ def _filtered(query: Select, filters: Filters) -> Select:
         query = query.where(or_(Transaction.transaction_id == q, Transaction.result_id == q,
                                 Transaction.last4 == q))
     return query
-
-
-def _page(query: Select, limit: int, cursor: str | None) -> list[Transaction]:
-    if not 1 <= limit <= MAX_LIMIT:
-        raise BadRequest(f"limit must be from 1 to {MAX_LIMIT}")
-    if cursor:
-        query = query.where(Transaction.id < _decode_cursor(cursor))
-    return list(db.session.execute(query.order_by(Transaction.id.desc()).limit(limit + 1))
-                .scalars())
-
-
-def _paged(items: list[dict[str, Any]], rows: list[Transaction], limit: int) -> Page:
-    if len(rows) <= limit:
-        return Page(items, None)
-    return Page(items[:limit], _encode_cursor(rows[limit - 1].id))
-
-
-def _encode_cursor(pk: int) -> str:
-    return base64.urlsafe_b64encode(f"t{pk}".encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> int:
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if text.startswith("t") and text[1:].isdigit():
-            return int(text[1:])
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        pass
-    raise BadRequest("cursor is not one this API gave out")
 
 
 def _iso(moment) -> str | None:

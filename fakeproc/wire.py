@@ -16,7 +16,7 @@ ACH = "ach-debit"
 MAX_AMOUNT = Decimal(1_000_000)
 MAX_ID_LENGTH = 255
 
-_AMOUNT = re.compile(r"\d{1,7}(\.\d{1,3})?")
+_AMOUNT = re.compile(r"[0-9]{1,7}(\.[0-9]{1,3})?")
 _STRING_FIELDS = (
     "method", "transaction_id", "cardnumber", "cvv", "expiry_month", "expiry_year", "amount",
     "currency_code", "bankaccountnumber", "routingnumber", "postal_code",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from flask import Blueprint, request
@@ -11,7 +10,7 @@ from werkzeug.wrappers import Response
 
 from .. import connectors, ledger
 from ..errors import BadRequest
-from ..openapi import build_spec
+from ..openapi import build_spec, package_version
 from ..runtime import runtime
 from ..schemas import ConnectorCreate, ConnectorUpdate, ResetRequest
 from ..security import same
@@ -38,11 +37,7 @@ def require_token() -> Response | None:
 
 @bp.get("/health")
 def health() -> dict[str, Any]:
-    try:
-        current = version("fakeproc")
-    except PackageNotFoundError:  # running from a checkout that was never installed
-        current = "0+unknown"
-    return {"status": "ok", "version": current}
+    return {"status": "ok", "version": package_version()}
 
 
 @bp.get("/openapi.json")
@@ -78,7 +73,7 @@ def reset() -> dict[str, Any]:
 
 @bp.get("/connectors")
 def list_connectors() -> dict[str, Any]:
-    return {"data": [c.to_json() for c in connectors.all_connectors()], "next_cursor": None}
+    return connectors.page(_limit(), request.args.get("cursor")).to_json()
 
 
 @bp.post("/connectors")
@@ -106,7 +101,7 @@ def delete_connector(unique_name: str) -> tuple[str, int]:
 
 def _json_body(required: bool = True) -> dict[str, Any]:
     raw = request.get_data(cache=False)
-    if not raw.strip():
+    if not raw:
         if required:
             raise BadRequest("a JSON object body is expected")
         return {}
@@ -121,7 +116,7 @@ def _json_body(required: bool = True) -> dict[str, Any]:
 
 def _limit() -> int:
     raw = request.args.get("limit", "50")
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):
         raise BadRequest("limit must be a whole number")
     return int(raw)
 
