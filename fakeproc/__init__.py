@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,6 +15,10 @@ from .models import db
 
 __all__ = ["create_app"]
 
+# Settings that are text whatever they look like: Flask's from_prefixed_env JSON-decodes every
+# value, so FAKEPROC_SEED=42 would arrive as the int 42 and FAKEPROC_PASSWORD=true as True.
+_TEXT_SETTINGS = ("DATABASE_URL", "SEED", "USERNAME", "PASSWORD", "ADMIN_TOKEN", "ADMIN_PASSWORD")
+
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app: defaults, then `FAKEPROC_*` environment variables, then `config`."""
@@ -21,6 +26,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
                 static_folder=str(RESOURCE_ROOT / "static"))
     app.config.from_object(Defaults)
     app.config.from_prefixed_env("FAKEPROC")
+    for name in _TEXT_SETTINGS:
+        if f"FAKEPROC_{name}" in os.environ:
+            app.config[name] = os.environ[f"FAKEPROC_{name}"]
     if config:
         app.config.update(config)
     _configure_database(app)

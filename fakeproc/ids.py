@@ -17,8 +17,8 @@ class IdFactory:
     the order in which concurrent requests happen to land.
     """
 
-    def __init__(self, seed: str | None = None):
-        self._key = seed.encode() if seed else None
+    def __init__(self, seed: object = None):
+        self._key = None if seed is None or seed == "" else str(seed).encode()
 
     def issue(self, method: str, connector: str, transaction_id: str, ordinal: int) -> str:
         prefix = PREFIXES[method]

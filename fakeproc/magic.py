@@ -3,6 +3,7 @@ with no set-up, and survive Twilio's TEST mode (which lets only the test cards t
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -10,6 +11,7 @@ from .outcomes import APPROVED, Outcome
 from .wire import InvalidRequest, PaymentRequest
 
 SCENARIO_PARAMETER = "fakeproc_scenario"
+_ERROR_CODE = re.compile(r"[a-z0-9_]{1,64}")
 
 DECLINE_AMOUNTS = {
     2000: "do_not_honor", 2001: "insufficient_funds", 2002: "card_velocity_exceeded",
@@ -82,7 +84,7 @@ def _scenario(request: PaymentRequest, attempt: int) -> Plan:
 def _scenario_step(name: str, argument: str, attempt: int, method: str) -> Plan:
     if name == "approve":
         return Plan(outcome=APPROVED)
-    if name == "decline" and argument:
+    if name == "decline" and _ERROR_CODE.fullmatch(argument):
         return Plan(outcome=Outcome.decline(argument))
     if name == "delay":
         try:

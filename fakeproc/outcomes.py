@@ -70,7 +70,7 @@ def _screen_card(request: PaymentRequest, mode: str, today: date) -> Outcome:
     if not is_test_card and not cards.luhn_valid(number):
         return Outcome.decline("incorrect_number")
     month, year = request.expiry_month or "", request.expiry_year or ""
-    if not cards.is_digits(month) or not 1 <= int(month) <= 12:
+    if not cards.is_digits(month) or len(month) > 2 or not 1 <= int(month) <= 12:
         return Outcome.decline("invalid_expiry_month")
     if not cards.is_digits(year) or len(year) not in (2, 4):
         return Outcome.decline("invalid_expiry_year")

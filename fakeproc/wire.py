@@ -15,7 +15,12 @@ CARD = "credit-card"
 ACH = "ach-debit"
 MAX_AMOUNT = Decimal(1_000_000)
 MAX_ID_LENGTH = 255
+MAX_DEPTH = 32
 
+# Characters no database column can hold: lone surrogates, and NUL (PostgreSQL refuses it).
+_UNSTORABLE = re.compile("[\ud800-\udfff\x00]")
+# Longest value of each field stored as it came (the columns' sizes).
+_MAX_LENGTHS = {"routingnumber": 32, "currency_code": 16, "postal_code": 32}
 _AMOUNT = re.compile(r"[0-9]{1,7}(\.[0-9]{1,3})?")
 _STRING_FIELDS = (
     "method", "transaction_id", "cardnumber", "cvv", "expiry_month", "expiry_year", "amount",
@@ -93,6 +98,8 @@ def parse(raw: bytes, path_method: str | None = None) -> PaymentRequest:
     for name in _STRING_FIELDS:
         if body.get(name) is not None and not isinstance(body[name], str):
             raise InvalidRequest(f"{name} must be a string", method)
+        if name in _MAX_LENGTHS and len(body.get(name) or "") > _MAX_LENGTHS[name]:
+            raise InvalidRequest(f"{name} is longer than {_MAX_LENGTHS[name]} characters", method)
     transaction_id = body.get("transaction_id")
     if not transaction_id:
         raise InvalidRequest("transaction_id is required", method)
@@ -126,7 +133,34 @@ def _load_json(raw: bytes, path_method: str | None) -> dict[str, Any]:
         raise InvalidRequest("the body is not valid JSON", path_method) from None
     if not isinstance(body, dict):
         raise InvalidRequest("the body must be a JSON object", path_method)
+    if _too_deep(body, MAX_DEPTH):
+        raise InvalidRequest(f"the body is nested more than {MAX_DEPTH} levels deep",
+                             path_method)
+    if _has_unstorable(body):
+        raise InvalidRequest("the body holds a NUL character or a \\u escape that is not a "
+                             "Unicode character (a lone surrogate)", path_method)
     return body
+
+
+def _walk(value: Any):
+    """Every value and key inside `value`, with its depth; iterative, so any depth is safe."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        yield item, depth
+        if isinstance(item, dict):
+            stack.extend((k, depth) for k in item)
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+
+
+def _too_deep(body: dict[str, Any], limit: int) -> bool:
+    return any(depth > limit for _, depth in _walk(body))
+
+
+def _has_unstorable(body: dict[str, Any]) -> bool:
+    return any(isinstance(item, str) and _UNSTORABLE.search(item) for item, _ in _walk(body))
 
 
 def _reject_constant(name: str) -> None:

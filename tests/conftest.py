@@ -118,7 +118,8 @@ class LiveServer:
         self.app = flask_app
         self._server = make_server("127.0.0.1", 0, flask_app, threaded=True)
         self.url = f"http://127.0.0.1:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
+                                        daemon=True)
 
     def __enter__(self) -> LiveServer:
         self._thread.start()

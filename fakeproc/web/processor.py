@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, redirect, request, url_for
+from flask import Blueprint, current_app, redirect, request, url_for
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
 from .. import connectors, wire
@@ -25,7 +26,10 @@ def index() -> Response:
 @bp.post("/connectors/<connector>/charge", defaults={"path_method": "charge"})
 @bp.post("/connectors/<connector>/tokenize", defaults={"path_method": "tokenize"})
 def receive(connector: str | None, path_method: str | None):
-    auth = request.authorization
+    try:
+        auth = request.authorization
+    except ValueError:  # werkzeug: a Basic token with non-ASCII characters
+        auth = None
     username = auth.username if auth and auth.type == "basic" else None
     password = auth.password if auth and auth.type == "basic" else None
     settings = connectors.resolve(connector, username)
@@ -37,7 +41,18 @@ def receive(connector: str | None, path_method: str | None):
                                    "its username and password", path_method)
         response.headers["WWW-Authenticate"] = 'Basic realm="fakeproc"'
         return response
-    payment = wire.parse(request.get_data(cache=False), path_method)
+    payment = wire.parse(_body(), path_method)
     client = Client(request.remote_addr, request.headers.get("User-Agent"))
     result = runtime().processor.handle(payment, settings, client)
     return result.body, result.status
+
+
+def _body() -> bytes:
+    """The raw body; a chunked one (no Content-Length) is cut at the limit by werkzeug, so
+    look for one more byte past it and answer 413 as for a declared length."""
+    raw = request.get_data(cache=False)
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    if (limit is not None and len(raw) >= limit and request.content_length is None
+            and request.environ["wsgi.input"].read(1)):
+        raise RequestEntityTooLarge()
+    return raw
