@@ -36,10 +36,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from . import database
     from .runtime import Runtime
     from .web import register
+    from .web.transport import ConnectionFaults
 
     app.extensions["fakeproc"] = Runtime(app.config)
     Migrate(app, db, directory=str(database.MIGRATIONS))
     register(app)
+    app.wsgi_app = ConnectionFaults(app.wsgi_app)  # type: ignore[method-assign]
     if app.config["PROXY_FIX"]:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1,
                                 x_prefix=1)  # type: ignore[method-assign]

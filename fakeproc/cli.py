@@ -25,7 +25,7 @@ def main() -> None:
     """fakeproc: a fake payment processor for Twilio's Generic Pay Connector."""
 
 
-@main.command()
+@main.command(with_appcontext=False)
 @click.option("--host", default="127.0.0.1", show_default=True, envvar="FAKEPROC_HOST",
               help="Address to listen on; anything but loopback needs an admin token.")
 @click.option("--port", default=8000, show_default=True, envvar="FAKEPROC_PORT", type=int)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from . import versions
 from .errors import Conflict, NotFound
 from .models import Connector, db
 from .paging import Page, keyset_page
@@ -43,22 +45,34 @@ def _settings(row: Connector) -> ConnectorSettings:
                              row.idempotency, row.magic_values, row.timeout_seconds)
 
 
-def resolve(unique_name: str | None, username: str | None) -> ConnectorSettings | None:
-    """The connector a request belongs to: named by its path, else by its Basic-auth
-    username (the oldest such connector), else Default."""
-    query = select(Connector)
-    if unique_name is not None:
-        query = query.where(Connector.unique_name == unique_name)
-    elif username:
-        named = db.session.execute(query.where(Connector.username == username)
-                                   .order_by(Connector.id).limit(1)).scalar()
-        if named is not None:
-            return _settings(named)
-        query = query.where(Connector.unique_name == DEFAULT)
-    else:
-        query = query.where(Connector.unique_name == DEFAULT)
-    row = db.session.execute(query).scalar()
-    return _settings(row) if row is not None else None
+class Directory:
+    """This process's copy of the connectors, reloaded when the configuration version moves."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._version: str | None = None
+        self._connectors: tuple[ConnectorSettings, ...] = ()
+
+    def resolve(self, unique_name: str | None, username: str | None) -> ConnectorSettings | None:
+        """The connector a request belongs to: named by its path, else by its Basic-auth
+        username (the oldest such connector), else Default."""
+        connectors = self._current()
+        if unique_name is not None:
+            return next((c for c in connectors if c.unique_name == unique_name), None)
+        if username:
+            named = next((c for c in connectors if c.username == username), None)
+            if named is not None:
+                return named
+        return next((c for c in connectors if c.unique_name == DEFAULT), None)
+
+    def _current(self) -> tuple[ConnectorSettings, ...]:
+        version = versions.current()
+        if version != self._version or version is None:
+            rows = db.session.execute(select(Connector).order_by(Connector.id)).scalars()
+            loaded = tuple(_settings(row) for row in rows)
+            with self._lock:
+                self._connectors, self._version = loaded, version
+        return self._connectors
 
 
 def authenticate(connector: ConnectorSettings, username: str | None, password: str | None,
@@ -92,6 +106,7 @@ def create(data: ConnectorCreate, fingerprints: Fingerprinter) -> ConnectorSetti
     now = datetime.now(timezone.utc)
     row = Connector(unique_name=data.unique_name, created_at=now, updated_at=now)
     _apply(row, data.model_dump(exclude={"unique_name"}), fingerprints)
+    versions.bump()
     db.session.add(row)
     try:
         db.session.commit()
@@ -106,6 +121,7 @@ def update(unique_name: str, data: ConnectorUpdate,
     row = _row(unique_name)
     _apply(row, data.model_dump(exclude_unset=True), fingerprints)
     row.updated_at = datetime.now(timezone.utc)
+    versions.bump()
     db.session.commit()
     return _settings(row)
 
@@ -114,6 +130,7 @@ def delete(unique_name: str) -> None:
     if unique_name == DEFAULT:
         raise Conflict("the Default connector cannot be deleted; change its settings instead")
     db.session.delete(_row(unique_name))
+    versions.bump()
     db.session.commit()
 
 

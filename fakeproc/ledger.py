@@ -117,6 +117,7 @@ def attempt_json(row: Attempt) -> dict[str, Any]:
         "number": row.number, "kind": row.kind, "received_at": _iso(row.received_at),
         "responded_at": _iso(row.responded_at), "gap_seconds": row.gap_seconds,
         "delivery": row.delivery, "status_code": row.status_code, "late": row.late,
+        "intact": row.intact,
         "rules": row.rules or [], "protocol_violation": row.protocol_violation,
         "result_id": row.result_id, "response_body": row.response_body,
         "request": row.request, "client_ip": row.client_ip, "user_agent": row.user_agent,

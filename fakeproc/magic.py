@@ -4,10 +4,11 @@ with no set-up, and survive Twilio's TEST mode (which lets only the test cards t
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from decimal import Decimal
 
+from .faults import NOTHING, Fault, Plan
 from .outcomes import APPROVED, Outcome
+from .schemas import MALFORMED_VARIANTS
 from .wire import InvalidRequest, PaymentRequest
 
 SCENARIO_PARAMETER = "fakeproc_scenario"
@@ -20,21 +21,10 @@ DECLINE_AMOUNTS = {
 }
 
 
-@dataclass(frozen=True)
-class Plan:
-    """What faults say about one attempt: a delay before answering, and an outcome override."""
-
-    delay: float = 0.0
-    outcome: Outcome | None = None
-    fired: tuple[str, ...] = ()
-
-    def merged(self, other: Plan) -> Plan:
-        """This plan, completed by `other` where this one is silent."""
-        return Plan(self.delay or other.delay, self.outcome or other.outcome,
-                    self.fired + other.fired)
-
-
-NOTHING = Plan()
+# 4300.00-4307.00: one broken answer each.
+BROKEN_AMOUNTS = ("not_json", "drop", "missing_id", "html", "empty", "truncated",
+                  "null_id_no_error", "wrong_id_key")
+_HANG_SECONDS = 65.0
 
 
 def plan(request: PaymentRequest, attempt: int) -> Plan:
@@ -57,9 +47,24 @@ def _amount_plan(request: PaymentRequest, attempt: int) -> Plan:
     if whole == 3000:
         return Plan(outcome=Outcome.decline("processing_error"), fired=(label,))
     if 4000 <= whole <= 4099:
-        delay = float(amount - Decimal(4000)) if attempt == 1 else 0.0
+        delay = float(amount - Decimal(4000)) if attempt == 1 else None
         return Plan(delay=delay, outcome=APPROVED, fired=(label,))
+    if whole in (4100, 4101):
+        charge = whole == 4101
+        return Plan(fault=Fault("hang", charge=charge, seconds=_HANG_SECONDS),
+                    outcome=APPROVED if charge else None, fired=(label,))
+    if 4300 <= whole <= 4307:
+        return Plan(fault=_broken(BROKEN_AMOUNTS[whole - 4300]), outcome=APPROVED,
+                    fired=(label,))
+    if 4400 <= whole <= 4599:
+        return Plan(fault=Fault("http_error", charge=False, status=whole - 4000), fired=(label,))
     return NOTHING
+
+
+def _broken(variant: str) -> Fault:
+    if variant == "drop":
+        return Fault("drop", charge=True)
+    return Fault("malformed", charge=True, variant=variant)
 
 
 def _field_plan(request: PaymentRequest, attempt: int) -> Plan:
@@ -77,20 +82,38 @@ def _scenario(request: PaymentRequest, attempt: int) -> Plan:
     result = NOTHING
     for step in str(script).split(";"):
         name, _, argument = step.strip().partition(":")
-        result = result.merged(_scenario_step(name, argument, attempt, request.method))
-    return Plan(result.delay, result.outcome, (f"magic:scenario={script}",))
+        step_plan = _scenario_step(name, argument, attempt, request.method)
+        result = Plan(delay=result.delay if result.delay is not None else step_plan.delay,
+                      fault=result.fault or step_plan.fault,
+                      outcome=result.outcome or step_plan.outcome)
+    return Plan(delay=result.delay, fault=result.fault, outcome=result.outcome,
+                fired=(f"magic:scenario={script}",))
 
 
 def _scenario_step(name: str, argument: str, attempt: int, method: str) -> Plan:
-    if name == "approve":
+    if name == "approve" and not argument:
         return Plan(outcome=APPROVED)
     if name == "decline" and _ERROR_CODE.fullmatch(argument):
         return Plan(outcome=Outcome.decline(argument))
-    if name == "delay":
-        try:
-            seconds = float(argument)
-        except ValueError:
-            seconds = -1.0
-        if 0 <= seconds <= 3600:
-            return Plan(delay=seconds if attempt == 1 else 0.0)
+    if name == "delay" and _seconds(argument) is not None:
+        return Plan(delay=_seconds(argument) if attempt == 1 else None)
+    if name in ("hang", "hang_charge") and not argument:
+        charge = name == "hang_charge"
+        return Plan(fault=Fault("hang", charge=charge, seconds=_HANG_SECONDS),
+                    outcome=APPROVED if charge else None)
+    if name == "drop" and not argument:
+        return Plan(fault=Fault("drop", charge=True))
+    if name == "http" and argument.isascii() and argument.isdigit() \
+            and 400 <= int(argument) <= 599:
+        return Plan(fault=Fault("http_error", charge=False, status=int(argument)))
+    if name == "malformed" and argument in MALFORMED_VARIANTS:
+        return Plan(fault=_broken(argument))
     raise InvalidRequest(f"{SCENARIO_PARAMETER} step {name}:{argument} is not understood", method)
+
+
+def _seconds(text: str) -> float | None:
+    try:
+        seconds = float(text)
+    except ValueError:
+        return None
+    return seconds if 0 <= seconds <= 3600 else None

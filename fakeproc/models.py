@@ -128,8 +128,32 @@ class Attempt(db.Model):
     response_body: Mapped[str | None] = mapped_column(Text)
     result_id: Mapped[str | None] = mapped_column(String(40))
     late: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The answer carried the outcome in a well-formed body (not a fault, not garbled).
+    intact: Mapped[bool] = mapped_column(Boolean, default=True)
     protocol_violation: Mapped[bool] = mapped_column(Boolean, default=False)
     rules: Mapped[Any] = mapped_column(JSONValue, nullable=True)
     request: Mapped[Any] = mapped_column(JSONValue, nullable=True)
     client_ip: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(Text)
+
+
+class Rule(db.Model):
+    """A fault armed by a QA engineer: a match, an action and a lifetime.
+
+    Card numbers and CVVs in a match are kept as keyed fingerprints, never as given.
+    """
+
+    __tablename__ = "rules"
+    __table_args__ = (Index("ix_rules_live", "enabled", "priority", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    match: Mapped[Any] = mapped_column(JSONValue)
+    action: Mapped[Any] = mapped_column(JSONValue)
+    remaining: Mapped[int | None] = mapped_column(Integer)
+    probability: Mapped[float] = mapped_column(Float, default=1.0)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    priority: Mapped[int] = mapped_column(Integer, default=100)
+    note: Mapped[str | None] = mapped_column(String(255))
+    fired: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -33,7 +33,7 @@ CARD_BRANDS = list(cards.BRANDS)
 EXAMPLE = {"example": {"method": "charge", "transaction_id": "tx-0001", "amount": "10.00",
                        "cardnumber": "4111111111111111", "cvv": "123", "expiry_month": "08",
                        "expiry_year": "2035", "currency_code": "USD", "postal_code": "94111"}}
-ATTEMPT_KINDS = ["original", "mismatch", "replay", "duplicate_error", "reprocess"]
+ATTEMPT_KINDS = ["original", "mismatch", "replay", "duplicate_error", "reprocess", "fault"]
 def package_version() -> str:
     """fakeproc's installed version; a checkout that was never installed says `0+unknown`."""
     try:

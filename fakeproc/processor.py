@@ -1,17 +1,28 @@
-"""The processor: one attempt in, one answer out, with idempotency, retries and in-flight waits."""
+"""The processor: one attempt in, one delivery out, with idempotency, retries, in-flight waits
+and the faults that rules and magic values ask for.
+
+Each attempt takes one role: the `original` decides the transaction's outcome (the first
+attempt, or a later one when no earlier attempt got to decide); a `replay` or `duplicate_error`
+answers with the decided outcome; a `waiter` arrived while another attempt was deciding and
+waits for it; a `bystander` suffers a fault that charges nothing and decides nothing;
+`reprocess` decides anew every time; `mismatch` refuses a changed payload.
+"""
 
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from . import magic, store
+from . import delivery as deliveries
+from . import magic, rules, store
 from .connectors import ConnectorSettings
+from .delivery import Delivery
+from .faults import Plan
 from .ids import IdFactory
 from .inflight import Waiters
 from .outcomes import Outcome, screen
+from .rules import Facts, RuleBook
 from .security import Fingerprinter
 from .store import Registered, Settlement, Stored
 from .timing import Clock
@@ -19,7 +30,11 @@ from .wire import PaymentRequest, answer
 
 log = logging.getLogger("fakeproc")
 
-# How long past its promised end a retry waits for an in-flight attempt before giving up on it.
+# What an attempt is recorded as: a waiter is a replay that had to wait for the original.
+_KINDS = {"bystander": "fault"}
+
+# How long past its expected end an attempt holds the right to decide, before waiting retries
+# stop waiting for it (configured seconds, scaled like everything else).
 SETTLE_GRACE_SECONDS = 30.0
 
 
@@ -30,148 +45,223 @@ class Client:
 
 
 @dataclass(frozen=True)
-class Answer:
-    """What goes back on the wire for one attempt."""
-
-    status: int
-    body: dict
-
-
-@dataclass(frozen=True)
 class _Attempt:
     request: PaymentRequest
     connector: ConnectorSettings
     registered: Registered
     received_at: datetime
+    role: str
+    plan: Plan
 
 
 class Processor:
     """Decides outcomes once per transaction and answers every attempt of it."""
 
     def __init__(self, clock: Clock, ids: IdFactory, fingerprints: Fingerprinter,
-                 waiters: Waiters, poll_max: float = 0.25):
+                 waiters: Waiters, rulebook: RuleBook, poll_max: float = 0.25):
         self.clock, self.ids, self.fingerprints = clock, ids, fingerprints
-        self.waiters, self.poll_max = waiters, poll_max
+        self.waiters, self.rulebook, self.poll_max = waiters, rulebook, poll_max
 
     def handle(self, request: PaymentRequest, connector: ConnectorSettings,
-               client: Client) -> Answer:
+               client: Client) -> Delivery:
         received_at = self.clock.now()
-        first_plan = self._plan(request, connector, attempt=1)
-        immediate = None if first_plan.delay else self._settlement(
-            request, connector, self._decide(request, connector, first_plan), ordinal=1)
-        registered = store.register(self._transaction_values(request, connector, received_at,
-                                                             first_plan), immediate)
-        attempt = _Attempt(request, connector, registered, received_at)
+        first = self._plan(request, connector, 1, deciding=True)
+        quick = None
+        if first.decides and first.delay is None and first.fault is None and not first.counted:
+            quick = self._settlement(request, connector, first.outcome, ordinal=1)
+        claim_until = self._deadline(received_at, first) if quick is None and first.decides \
+            else None
+        registered = store.register(self._transaction_values(request, connector, received_at),
+                                    quick, claim_until)
         if registered.number > 1:
             log.info("retry connector=%s transaction_id=%s attempt=%d gap=%.2fs",
                      connector.unique_name, _printable(request.transaction_id),
                      registered.number, registered.gap_seconds or 0.0)
-        plan = first_plan if registered.is_new else self._plan(request, connector,
-                                                               registered.number)
-        kind, settlement = self._immediate_answer(attempt, plan)
-        attempt_pk = store.record_attempt(self._attempt_values(attempt, kind, plan, client,
-                                                               settlement))
-        if settlement is not None:
-            if registered.stored is not None and registered.stored.orphaned:
-                store.refresh_orphan(registered.transaction_pk)
+        attempt = self._settle_role(_Attempt(request, connector, registered, received_at,
+                                             *self._role(request, connector, registered,
+                                                         first, received_at)))
+        result = self._immediate(attempt)
+        attempt_pk = store.record_attempt(self._attempt_values(attempt, client, result))
+        if result is not None:
+            if self._needs_refresh(attempt, result, self._is_late(attempt, self.clock.now())):
+                store.refresh_flags(registered.transaction_pk)
             store.commit()
-            return _answer_of(settlement)
+            self.waiters.notify(registered.transaction_pk)
+            return result
         store.release()
-        settlement = self._answer_later(attempt, kind, plan)
-        self._close(attempt, attempt_pk, settlement)
+        result = self._later(attempt)
+        self._close(attempt, attempt_pk, result)
         self.waiters.notify(registered.transaction_pk)
-        return _answer_of(settlement)
+        return result
 
-    # -- deciding ---------------------------------------------------------------------------
+    # -- roles and plans --------------------------------------------------------------------
 
-    def _plan(self, request: PaymentRequest, connector: ConnectorSettings,
-              attempt: int) -> magic.Plan:
-        if not connector.magic_values:
-            return magic.NOTHING
-        return magic.plan(request, attempt)
+    def _plan(self, request: PaymentRequest, connector: ConnectorSettings, number: int,
+              deciding: bool, skip: tuple[int, ...] = ()) -> Plan:
+        """Rules first, then magic values, each filling only what is still open; the outcome
+        is planned only for an attempt that decides it."""
+        facts = Facts(connector.unique_name, request, self.fingerprints.of(request)
+                      if request.is_card else None,
+                      self.fingerprints.digest("cvv:" + request.cvv) if request.cvv else None,
+                      number)
+        by_magic = magic.plan(request, number) if connector.magic_values else Plan()
+        plan = self.rulebook.delivery(facts, skip).merged(by_magic.without_outcome())
+        if not (deciding and plan.decides):
+            return plan.without_outcome()
+        if plan.outcome is None:
+            plan = plan.merged(self.rulebook.outcome(facts, skip))
+        return plan.merged(Plan(outcome=by_magic.outcome, fired=by_magic.fired))
 
-    def _decide(self, request: PaymentRequest, connector: ConnectorSettings,
-                plan: magic.Plan) -> Outcome:
-        return plan.outcome or screen(request, connector.mode, self.clock.now().date())
-
-    def _settlement(self, request: PaymentRequest, connector: ConnectorSettings,
-                    outcome: Outcome, ordinal: int) -> Settlement:
-        result_id = None
-        if outcome.approved:
-            result_id = self.ids.issue(request.method, connector.unique_name,
-                                       request.transaction_id, ordinal)
-        body = answer(request.method, result_id, outcome.error_code, outcome.error_message,
-                      outcome.parameters)
-        status = "succeeded" if outcome.approved else "declined"
-        return Settlement(status, result_id, outcome.error_code, outcome.error_message, 200, body)
-
-    def _immediate_answer(self, attempt: _Attempt,
-                          plan: magic.Plan) -> tuple[str, Settlement | None]:
-        """The answer when it is known at once, else None and the attempt stays open."""
-        registered, request = attempt.registered, attempt.request
+    def _role(self, request: PaymentRequest, connector: ConnectorSettings,
+              registered: Registered, first: Plan, received_at: datetime) -> tuple[str, Plan]:
         if registered.is_new:
-            return "original", registered.settlement
-        differing = self._differing_fields(registered.stored, request)
-        if differing:
+            return ("original" if registered.claimed or registered.settlement else "bystander",
+                    first)
+        number = registered.number
+        if self._differing_fields(registered.stored, request):
+            return "mismatch", Plan()
+        if connector.idempotency == "reprocess":
+            return "reprocess", self._plan(request, connector, number, deciding=True)
+        if registered.settlement is not None:
+            return connector.idempotency, self._plan(request, connector, number, False)
+        plan = self._plan(request, connector, number, deciding=True)
+        if not plan.decides:
+            return "bystander", plan
+        if store.claim(registered.transaction_pk, self._deadline(received_at, plan)):
+            return "original", plan
+        return "waiter", self._plan(request, connector, number, deciding=False)
+
+    def _settle_role(self, attempt: _Attempt) -> _Attempt:
+        """Consume the counted rules the plan uses; a rule another request used up is skipped
+        and the plan made again without it."""
+        plan, skip, taken = attempt.plan, (), set()
+        deciding = attempt.role in ("original", "reprocess")
+        while True:
+            fresh = [rule_id for rule_id in plan.counted if rule_id not in taken]
+            used_up = [rule_id for rule_id in fresh if not rules.consume(rule_id)]
+            taken.update(set(fresh) - set(used_up))
+            if not used_up:
+                break
+            skip += tuple(used_up)
+            plan = self._plan(attempt.request, attempt.connector, attempt.registered.number,
+                              deciding, skip)
+        rules.count_firing(set(plan.rules) - taken)
+        if attempt.role == "original" and not plan.decides:
+            # The plan that claimed the decision lost its rule to a racing request.
+            store.unclaim(attempt.registered.transaction_pk)
+            return replace(attempt, plan=plan, role="bystander")
+        return replace(attempt, plan=plan)
+
+    # -- answering --------------------------------------------------------------------------
+
+    def _immediate(self, attempt: _Attempt) -> Delivery | None:
+        """The delivery when it needs no waiting, else None and the attempt stays open."""
+        plan, registered = attempt.plan, attempt.registered
+        if attempt.role == "waiter" or plan.delay or (plan.fault and plan.fault.kind == "hang"):
+            return None
+        if attempt.role == "mismatch":
             store.flag_violation(registered.transaction_pk)
-            message = (f"transaction_id {request.transaction_id} was already used with a "
-                       f"different {', '.join(differing)}")
-            return "mismatch", Settlement("declined", None, "duplicate_transaction", message, 200,
-                                          answer(request.method, None, "duplicate_transaction",
-                                                 message))
-        policy = attempt.connector.idempotency
-        if policy == "reprocess":
-            return "reprocess", None
-        if registered.settlement is None or plan.delay:
-            return policy, None
-        return policy, self._retry_settlement(policy, request, registered.settlement)
+            return self._deliver(attempt, self._mismatch(attempt))
+        return self._deliver(attempt, self._outcome_now(attempt))
 
-    def _answer_later(self, attempt: _Attempt, kind: str, plan: magic.Plan) -> Settlement:
-        """Sleep out a delay, then settle a new transaction or wait for the one in flight."""
-        request, connector, registered = attempt.request, attempt.connector, attempt.registered
-        self.clock.sleep(plan.delay)
-        if kind == "original" or kind == "reprocess":
-            ordinal = 1 if kind == "original" else store.count_issue(registered.transaction_pk)
-            settlement = self._settlement(request, connector,
-                                          self._decide(request, connector, plan), ordinal)
-            if kind == "original":
-                store.settle(registered.transaction_pk, settlement, self.clock.now())
+    def _later(self, attempt: _Attempt) -> Delivery:
+        """Sleep out a delay, decide or wait for the decision, then hang if asked to."""
+        self.clock.sleep(attempt.plan.delay or 0.0)
+        if attempt.role == "waiter":
+            settlement = self._await_settlement(attempt)
+        else:
+            settlement = self._outcome_now(attempt)
+        if attempt.plan.fault and attempt.plan.fault.kind == "hang":
+            store.release()
+            self.waiters.notify(attempt.registered.transaction_pk)
+            self.clock.sleep(attempt.plan.fault.seconds)
+        return self._deliver(attempt, settlement)
+
+    def _outcome_now(self, attempt: _Attempt) -> Settlement | None:
+        role, registered, request = attempt.role, attempt.registered, attempt.request
+        if role == "original":
+            if registered.settlement is not None:
+                return registered.settlement
+            settlement = self._settlement(request, attempt.connector, attempt.plan.outcome, 1)
+            store.settle(registered.transaction_pk, settlement, self.clock.now())
             return settlement
-        settled = registered.settlement or self._await_settlement(registered.transaction_pk)
-        if settled is None:
-            return Settlement("failed", None, "processing_error",
-                              "the original attempt of this transaction never finished", 200,
-                              answer(request.method, None, "processing_error",
-                                     "the original attempt of this transaction never finished"))
-        return self._retry_settlement(kind, request, settled)
+        if role == "reprocess":
+            outcome = self._decide(request, attempt.connector, attempt.plan.outcome)
+            ordinal = store.count_issue(registered.transaction_pk) if outcome.approved else 0
+            return self._settlement(request, attempt.connector, outcome, ordinal)
+        if role == "bystander":
+            return None
+        return self._retry_settlement(role, request, registered.settlement)
 
-    def _retry_settlement(self, policy: str, request: PaymentRequest,
-                          original: Settlement) -> Settlement:
-        if policy != "duplicate_error":
-            return original
-        message = f"transaction_id {request.transaction_id} was already processed"
-        body = answer(request.method, original.result_id, "duplicate_transaction", message)
-        return Settlement(original.status, original.result_id, "duplicate_transaction", message,
-                          200, body)
+    def _deliver(self, attempt: _Attempt, settlement: Settlement | None) -> Delivery:
+        request, plan = attempt.request, attempt.plan
+        if settlement is None:
+            status, body, result_id = 200, answer(request.method, None), None
+        else:
+            status, body, result_id = (settlement.response_status, settlement.response_body,
+                                       settlement.result_id)
+        if plan.parameters:
+            body = {**body, "parameters": {**body.get("parameters", {}), **plan.parameters}}
+        if plan.fault is not None:
+            return deliveries.broken(plan.fault, request.method, body, result_id)
+        return deliveries.answer(status, body, result_id)
 
-    def _await_settlement(self, transaction_pk: int) -> Settlement | None:
-        """Wait until the attempt in flight settles; local wake-ups, else backed-off polling."""
-        poll = 0.005
+    def _await_settlement(self, attempt: _Attempt) -> Settlement | None:
+        """Wait until the deciding attempt settles; local wake-ups, else backed-off polling."""
+        transaction_pk, poll = attempt.registered.transaction_pk, 0.005
         while True:
             with self.waiters.watch(transaction_pk) as settled_here:
-                row = store.load(transaction_pk)
-                settlement = store.settlement_of(row)
-                give_up_at = (row.settle_by or row.created_at) + timedelta(
-                    seconds=self.clock.scaled(SETTLE_GRACE_SECONDS))
+                current = store.state(transaction_pk)
                 store.release()
-                if settlement is not None:
-                    return settlement
+                if current.settlement is not None:
+                    return self._retry_settlement(attempt.connector.idempotency,
+                                                  attempt.request, current.settlement)
+                give_up_at = current.settle_by or current.created_at
                 if self.clock.now() > give_up_at:
-                    return None
+                    return self._settlement(attempt.request, attempt.connector, Outcome.decline(
+                        "processing_error", "the attempt deciding this transaction never "
+                        "finished"), 0, issue=False)
                 settled_here.wait(poll)
             poll = min(poll * 2, self.poll_max)
 
-    def _differing_fields(self, stored: Stored, request: PaymentRequest) -> list[str]:
+    # -- deciding ---------------------------------------------------------------------------
+
+    def _decide(self, request: PaymentRequest, connector: ConnectorSettings,
+                outcome: Outcome | None) -> Outcome:
+        return outcome or screen(request, connector.mode, self.clock.now().date())
+
+    def _settlement(self, request: PaymentRequest, connector: ConnectorSettings,
+                    outcome: Outcome | None, ordinal: int, issue: bool = True) -> Settlement:
+        decided = self._decide(request, connector, outcome)
+        result_id = None
+        if decided.approved and issue:
+            result_id = self.ids.issue(request.method, connector.unique_name,
+                                       request.transaction_id, ordinal)
+        body = answer(request.method, result_id, decided.error_code, decided.error_message,
+                      decided.parameters)
+        status = "succeeded" if decided.approved else "declined"
+        return Settlement(status, result_id, decided.error_code, decided.error_message, 200, body)
+
+    def _retry_settlement(self, policy: str, request: PaymentRequest,
+                          original: Settlement | None) -> Settlement | None:
+        if policy != "duplicate_error" or original is None:
+            return original
+        message = f"transaction_id {request.transaction_id} was already processed"
+        body = answer(request.method, original.result_id, "duplicate_transaction", message)
+        return replace(original, error_code="duplicate_transaction", error_message=message,
+                       response_body=body)
+
+    def _mismatch(self, attempt: _Attempt) -> Settlement:
+        request = attempt.request
+        differing = self._differing_fields(attempt.registered.stored, request)
+        message = (f"transaction_id {request.transaction_id} was already used with a "
+                   f"different {', '.join(differing)}")
+        return Settlement("declined", None, "duplicate_transaction", message, 200,
+                          answer(request.method, None, "duplicate_transaction", message))
+
+    def _differing_fields(self, stored: Stored | None, request: PaymentRequest) -> list[str]:
+        if stored is None:
+            return []
         differing = []
         if stored.method != request.method:
             differing.append("method")
@@ -185,29 +275,32 @@ class Processor:
             differing.append("currency_code")
         return differing
 
+    def _deadline(self, received_at: datetime, plan: Plan) -> datetime:
+        seconds = (plan.delay or 0.0) + SETTLE_GRACE_SECONDS
+        return received_at + timedelta(seconds=self.clock.scaled(seconds))
+
     # -- recording --------------------------------------------------------------------------
 
-    def _close(self, attempt: _Attempt, attempt_pk: int, settlement: Settlement) -> None:
+    def _close(self, attempt: _Attempt, attempt_pk: int, result: Delivery) -> None:
         responded_at = self.clock.now()
         late = self._is_late(attempt, responded_at)
-        values = {"responded_at": responded_at, "delivery": "response",
-                  "status_code": settlement.response_status,
-                  "response_body": json.dumps(settlement.response_body),
-                  "result_id": settlement.result_id, "late": late}
-        was_orphaned = bool(attempt.registered.stored and attempt.registered.stored.orphaned)
-        store.close_attempt(attempt_pk, attempt.registered.transaction_pk, values,
-                            timely=not late, was_orphaned=was_orphaned)
+        store.close_attempt(attempt_pk, attempt.registered.transaction_pk,
+                            _outcome_values(result, responded_at, late),
+                            refresh=self._needs_refresh(attempt, result, late))
         store.commit()
+
+    def _needs_refresh(self, attempt: _Attempt, result: Delivery, late: bool) -> bool:
+        """Whether the orphan flag or an undecided status can move with this attempt."""
+        stored = attempt.registered.stored
+        return (late or not result.intact or attempt.role in ("bystander", "waiter")
+                or bool(stored and stored.orphaned))
 
     def _is_late(self, attempt: _Attempt, responded_at: datetime) -> bool:
         budget = self.clock.scaled(attempt.connector.timeout_seconds)
         return (responded_at - attempt.received_at).total_seconds() > budget
 
     def _transaction_values(self, request: PaymentRequest, connector: ConnectorSettings,
-                            received_at: datetime, plan: magic.Plan) -> dict:
-        settle_by = None
-        if plan.delay:
-            settle_by = received_at + timedelta(seconds=self.clock.scaled(plan.delay))
+                            received_at: datetime) -> dict:
         return {
             "connector": connector.unique_name, "transaction_id": request.transaction_id,
             "method": request.method, "payment_method": request.payment_method,
@@ -216,31 +309,36 @@ class Processor:
             "fingerprint": self.fingerprints.of(request), "routing_number": request.routing_number,
             "postal_code": request.postal_code, "description": request.masked.get("description"),
             "parameters": request.masked.get("parameters"), "attempt_count": 1,
-            "created_at": received_at, "last_attempt_at": received_at, "settle_by": settle_by,
+            "orphaned": False, "protocol_violation": False,
+            "created_at": received_at, "last_attempt_at": received_at,
         }
 
-    def _attempt_values(self, attempt: _Attempt, kind: str, plan: magic.Plan, client: Client,
-                        settlement: Settlement | None) -> dict:
+    def _attempt_values(self, attempt: _Attempt, client: Client,
+                        result: Delivery | None) -> dict:
         values = {
             "transaction_pk": attempt.registered.transaction_pk,
-            "number": attempt.registered.number, "kind": kind,
+            "number": attempt.registered.number, "kind": _KINDS.get(attempt.role, attempt.role)
+            if attempt.role != "waiter" else attempt.connector.idempotency,
             "received_at": attempt.received_at, "gap_seconds": attempt.registered.gap_seconds,
-            "protocol_violation": kind == "mismatch", "rules": list(plan.fired),
+            "protocol_violation": attempt.role == "mismatch", "rules": list(attempt.plan.fired),
             "request": attempt.request.masked, "client_ip": client.address,
-            "user_agent": client.user_agent,
+            "user_agent": client.user_agent, "responded_at": None, "delivery": None,
+            "status_code": None, "response_body": None, "result_id": None, "late": False,
+            "intact": True,
         }
-        if settlement is not None:
+        if result is not None:
             responded_at = self.clock.now()
-            values.update(responded_at=responded_at, delivery="response",
-                          status_code=settlement.response_status,
-                          response_body=json.dumps(settlement.response_body),
-                          result_id=settlement.result_id,
-                          late=self._is_late(attempt, responded_at))
+            values.update(_outcome_values(result, responded_at,
+                                          self._is_late(attempt, responded_at)))
         return values
 
 
-def _answer_of(settlement: Settlement) -> Answer:
-    return Answer(settlement.response_status, settlement.response_body)
+def _outcome_values(result: Delivery, responded_at: datetime, late: bool) -> dict:
+    return {"responded_at": responded_at, "delivery": result.record,
+            "status_code": result.status if result.record == "response" else None,
+            "response_body": (result.raw or result.body).decode("utf-8", "replace")
+            if result.record == "response" else None,
+            "result_id": result.result_id, "late": late, "intact": result.intact}
 
 
 def _millis(request: PaymentRequest) -> int | None:
@@ -250,3 +348,6 @@ def _millis(request: PaymentRequest) -> int | None:
 def _printable(text: str) -> str:
     """A transaction_id safe for a one-line log record."""
     return "".join(c if c.isprintable() and c != " " else f"\\x{ord(c):02x}" for c in text)
+
+
+__all__ = ["Client", "Processor"]

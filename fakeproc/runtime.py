@@ -8,9 +8,11 @@ from typing import Any
 
 from flask import current_app
 
+from .connectors import Directory
 from .ids import IdFactory
 from .inflight import Waiters
 from .processor import Processor
+from .rules import RuleBook
 from .security import Fingerprinter, store_key
 from .timing import Clock
 
@@ -22,6 +24,8 @@ class Runtime:
         self.clock = Clock(float(config["TIME_SCALE"]))
         self.ids = IdFactory(config.get("SEED"))
         self.waiters = Waiters()
+        self.directory = Directory()
+        self.rulebook = RuleBook(str(config["SEED"]) if config.get("SEED") is not None else None)
         self.admin_token: str | None = config.get("ADMIN_TOKEN") or None
         self._poll_max = float(config["INFLIGHT_POLL_MAX"])
         self._lock = threading.Lock()
@@ -40,7 +44,7 @@ class Runtime:
     def processor(self) -> Processor:
         if self._processor is None:
             self._processor = Processor(self.clock, self.ids, self.fingerprints, self.waiters,
-                                        self._poll_max)
+                                        self.rulebook, self._poll_max)
         return self._processor
 
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from decimal import Decimal
+from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-__all__ = ["ConnectorCreate", "ConnectorUpdate", "ResetRequest", "ValidationError", "describe"]
+from .cards import BRANDS
+
+__all__ = ["ConnectorCreate", "ConnectorUpdate", "ResetRequest", "RuleCreate", "RuleUpdate",
+           "ValidationError", "describe"]
 
 UniqueName = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
 
@@ -38,6 +42,119 @@ class ConnectorCreate(_Strict):
 
 class ResetRequest(_Strict):
     rules: bool = False
+
+
+# -- rules -----------------------------------------------------------------------------------
+
+Parameters = dict[str, str]
+ErrorCode = Annotated[str, Field(pattern=r"^[a-z0-9_]{1,64}$")]
+Amount = Annotated[Decimal, Field(ge=0, le=1_000_000, strict=False, decimal_places=3)]
+MALFORMED_VARIANTS = ("not_json", "html", "empty", "missing_id", "null_id_no_error",
+                      "wrong_id_key", "truncated")
+
+
+class RuleMatch(_Strict):
+    """Every given field must match; an empty match matches every attempt."""
+
+    connector: str | None = Field(default=None, max_length=64)
+    method: Literal["charge", "tokenize"] | None = None
+    payment_method: Literal["credit-card", "ach-debit"] | None = None
+    card_number: str | None = Field(default=None, pattern=r"^[0-9]{8,19}$")
+    card_brand: Literal[BRANDS] | None = None  # type: ignore[valid-type]
+    last4: str | None = Field(default=None, pattern=r"^[0-9]{2,4}$")
+    amount: Amount | None = None
+    amount_min: Amount | None = None
+    amount_max: Amount | None = None
+    currency: str | None = Field(default=None, max_length=16)
+    postal_code: str | None = Field(default=None, max_length=32)
+    cvv: str | None = Field(default=None, pattern=r"^[0-9]{3,4}$")
+    description_contains: str | None = Field(default=None, min_length=1, max_length=255)
+    parameters: Parameters | None = None
+    transaction_id: str | None = Field(default=None, min_length=1, max_length=255)
+    attempt: int | None = Field(default=None, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _amount_range(self) -> RuleMatch:
+        if self.amount_min is not None and self.amount_max is not None \
+                and self.amount_min > self.amount_max:
+            raise ValueError("amount_min is above amount_max")
+        return self
+
+
+class _Action(_Strict):
+    parameters: Parameters | None = None
+
+
+class Approve(_Action):
+    type: Literal["approve"]
+
+
+class Decline(_Action):
+    type: Literal["decline"]
+    error_code: ErrorCode
+    error_message: str | None = Field(default=None, max_length=500)
+
+
+Outcome = Annotated[Union[Approve, Decline], Field(discriminator="type")]
+
+
+class Delay(_Action):
+    type: Literal["delay"]
+    seconds: float = Field(gt=0, le=3600)
+    outcome: Outcome | None = None
+
+
+class Hang(_Action):
+    type: Literal["hang"]
+    seconds: float = Field(default=65.0, gt=0, le=3600)
+    charge: bool = False
+    outcome: Outcome | None = None
+
+
+class Drop(_Action):
+    type: Literal["drop"]
+    charge: bool = True
+    outcome: Outcome | None = None
+
+
+class HttpError(_Action):
+    type: Literal["http_error"]
+    status: int = Field(ge=400, le=599)
+    body: str | None = Field(default=None, max_length=10_000)
+    charge: bool = False
+    outcome: Outcome | None = None
+
+
+class Malformed(_Action):
+    type: Literal["malformed"]
+    variant: Literal[MALFORMED_VARIANTS]  # type: ignore[valid-type]
+    status: int | None = Field(default=None, ge=100, le=599)
+    charge: bool = True
+    outcome: Outcome | None = None
+
+
+Action = Annotated[Union[Approve, Decline, Delay, Hang, Drop, HttpError, Malformed],
+                   Field(discriminator="type")]
+
+
+class RuleCreate(_Strict):
+    match: RuleMatch = Field(default_factory=RuleMatch)
+    action: Action
+    remaining: int | None = Field(default=None, ge=1)
+    probability: float = Field(default=1.0, ge=0, le=1)
+    enabled: bool = True
+    priority: int = Field(default=100, ge=-1_000_000, le=1_000_000)
+    note: str | None = Field(default=None, max_length=255)
+
+
+class RuleUpdate(_Strict):
+    match: RuleMatch | None = None
+    action: Action | None = None
+    remaining: int | None = Field(default=None, ge=0)
+    probability: float | None = Field(default=None, ge=0, le=1)
+    enabled: bool | None = None
+    priority: int | None = Field(default=None, ge=-1_000_000, le=1_000_000)
+    note: str | None = Field(default=None, max_length=255)
 
 
 def describe(error: ValidationError) -> str:

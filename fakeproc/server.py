@@ -47,12 +47,21 @@ def gunicorn_options(host: str, port: int, workers: int, cert: str | None, key: 
         # X-Forwarded-* is honoured only by fakeproc's own --behind-proxy switch.
         "forwarded_allow_ips": "",
         "proc_name": "fakeproc",
+        "post_request": _yield_after_request,
         # Several servers may run side by side (tests, one per port): no shared control socket.
         "control_socket_disable": True,
     }
     if cert or key:
         options.update(certfile=cert, keyfile=key)
     return options
+
+
+def _yield_after_request(worker: Any, request: Any, environ: Any, response: Any) -> None:
+    # A gevent socket whose next request is already buffered does not yield, so one busy
+    # keep-alive connection could be served again and again while others wait: yield here.
+    import gevent
+
+    gevent.sleep(0)
 
 
 def default_workers() -> int:

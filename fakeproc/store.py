@@ -1,20 +1,29 @@
 """Persistence of transactions and attempts: short, race-safe units on SQLite and PostgreSQL.
 
+Statements are built once and run on the session's connection with plain parameters: the charge
+path runs thousands of times a second and must not rebuild SQL on each request.
+
 Every unit that must see a consistent transaction starts with a write, so that SQLite's write
-lock (or PostgreSQL's row lock) is held before anything is read: pysqlite does not open a
-transaction for a leading SELECT, and PostgreSQL's READ COMMITTED re-reads only per statement.
+lock (or PostgreSQL's row lock) is held before anything is read: pysqlite opens no transaction
+for a leading SELECT, and PostgreSQL's READ COMMITTED re-reads only per statement.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import and_, exists, insert, select, update
+from sqlalchemy import and_, bindparam, case, exists, insert, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 
 from .models import Attempt, Transaction, db
+
+T = Transaction.__table__
+A = Attempt.__table__
+DECIDED = ("succeeded", "declined")
 
 
 @dataclass(frozen=True)
@@ -27,6 +36,11 @@ class Settlement:
     error_message: str | None
     response_status: int
     response_body: dict[str, Any]
+
+    def values(self) -> dict[str, Any]:
+        return {"status": self.status, "result_id": self.result_id,
+                "error_code": self.error_code, "error_message": self.error_message,
+                "response_status": self.response_status, "response_body": self.response_body}
 
 
 @dataclass(frozen=True)
@@ -50,80 +64,136 @@ class Registered:
     is_new: bool
     gap_seconds: float | None
     stored: Stored | None  # the existing transaction, for retries only
+    settlement: Settlement | None  # its outcome, once decided
+    claimed: bool  # an attempt is deciding the outcome right now
+
+
+@dataclass(frozen=True)
+class State:
     settlement: Settlement | None
+    settle_by: datetime | None
+    created_at: datetime
 
 
-def register(values: dict[str, Any], settlement: Settlement | None) -> Registered:
-    """Create the transaction or count one more attempt of it, atomically (the idempotency key)."""
+def connection() -> Connection:
+    return db.session.connection()
+
+
+@cache
+def _register_statement(dialect: str):
+    dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = dialect_insert(T)
+    undecided = T.c.settled_at.is_(None)
+    return statement.on_conflict_do_update(
+        index_elements=[T.c.connector, T.c.transaction_id],
+        set_={"attempt_count": T.c.attempt_count + 1,
+              "last_attempt_at": statement.excluded.last_attempt_at,
+              "status": case((undecided, literal("in_flight")), else_=T.c.status)},
+    ).returning(T.c.id, T.c.attempt_count)
+
+
+_LOAD = select(T).where(T.c.id == bindparam("pk"))
+_PREVIOUS_ARRIVAL = select(A.c.received_at).where(A.c.transaction_pk == bindparam("pk"),
+                                                  A.c.number == bindparam("number"))
+_RECORD = insert(A).returning(A.c.id)
+_SETTLE = update(T).where(T.c.id == bindparam("pk")).values(
+    settle_by=None, issued_count=T.c.issued_count + bindparam("issued"))
+_CLAIM = (update(T).where(T.c.id == bindparam("pk"), T.c.settled_at.is_(None),
+                          T.c.settle_by.is_(None))
+          .values(settle_by=bindparam("deadline"), status="in_flight").returning(T.c.id))
+_UNCLAIM = update(T).where(T.c.id == bindparam("pk"), T.c.settled_at.is_(None)).values(
+    settle_by=None)
+_COUNT_ISSUE = (update(T).where(T.c.id == bindparam("pk"))
+                .values(issued_count=T.c.issued_count + 1).returning(T.c.issued_count))
+_FLAG_VIOLATION = update(T).where(T.c.id == bindparam("pk")).values(protocol_violation=True)
+_CLOSE = update(A).where(A.c.id == bindparam("attempt_pk"))
+_LOCK = update(T).where(T.c.id == bindparam("pk")).values(attempt_count=T.c.attempt_count)
+
+
+def register(values: dict[str, Any], settlement: Settlement | None,
+             claim_until: datetime | None) -> Registered:
+    """Create the transaction or count one more attempt of it, atomically (the idempotency key).
+
+    A new transaction is stored already settled when its outcome was known in advance, or
+    claimed by this attempt until `claim_until` when it will be decided after a delay."""
+    values = {**values, "settle_by": claim_until, "settled_at": None, "issued_count": 0}
     if settlement is not None:
-        values = {**values, **_settlement_values(settlement), "issued_count": int(
-            settlement.result_id is not None), "settled_at": values["created_at"]}
-    insert_stmt = _dialect_insert()(Transaction).values(**values)
-    stmt = insert_stmt.on_conflict_do_update(
-        index_elements=[Transaction.connector, Transaction.transaction_id],
-        set_={"attempt_count": Transaction.attempt_count + 1,
-              "last_attempt_at": insert_stmt.excluded.last_attempt_at},
-    ).returning(Transaction.id, Transaction.attempt_count)
-    pk, number = db.session.execute(stmt).one()
+        values.update(settlement.values(), settled_at=values["created_at"],
+                      issued_count=int(settlement.result_id is not None))
+    conn = connection()
+    pk, number = conn.execute(_register_statement(conn.dialect.name), values).one()
     if number == 1:
-        return Registered(pk, 1, True, None, None, settlement)
-    row = load(pk)
+        return Registered(pk, 1, True, None, None, settlement, claim_until is not None)
+    row = conn.execute(_LOAD, {"pk": pk}).one()
+    previous = conn.execute(_PREVIOUS_ARRIVAL, {"pk": pk, "number": number - 1}).scalar()
+    gap = (values["created_at"] - previous).total_seconds() if previous else None
     stored = Stored(row.method, row.payment_method, row.fingerprint, row.amount_millis,
                     row.currency, row.orphaned)
-    previous = db.session.execute(select(Attempt.received_at).where(
-        Attempt.transaction_pk == pk, Attempt.number == number - 1)).scalar()
-    gap = (values["created_at"] - previous).total_seconds() if previous else None
     return Registered(pk, number, False, max(gap, 0.0) if gap is not None else None, stored,
-                      settlement_of(row))
+                      _settlement_of(row), row.settle_by is not None)
 
 
 def record_attempt(values: dict[str, Any]) -> int:
-    return db.session.execute(insert(Attempt).values(**values).returning(Attempt.id)).scalar_one()
+    return connection().execute(_RECORD, values).scalar_one()
+
+
+def claim(transaction_pk: int, deadline: datetime) -> bool:
+    """Take the right to decide an undecided transaction, unless another attempt holds it."""
+    return connection().execute(_CLAIM, {"pk": transaction_pk, "deadline": deadline}) \
+        .scalar() is not None
+
+
+def unclaim(transaction_pk: int) -> None:
+    connection().execute(_UNCLAIM, {"pk": transaction_pk})
 
 
 def settle(transaction_pk: int, settlement: Settlement, settled_at: datetime) -> None:
-    db.session.execute(update(Transaction).where(Transaction.id == transaction_pk).values(
-        **_settlement_values(settlement), settle_by=None, settled_at=settled_at,
-        issued_count=Transaction.issued_count + int(settlement.result_id is not None)))
+    connection().execute(_SETTLE, {"pk": transaction_pk, **settlement.values(),
+                                   "settled_at": settled_at,
+                                   "issued": int(settlement.result_id is not None)})
 
 
 def count_issue(transaction_pk: int) -> int:
     """One more charge or token issued for a transaction (reprocess); returns the new count."""
-    return db.session.execute(update(Transaction).where(Transaction.id == transaction_pk).values(
-        issued_count=Transaction.issued_count + 1).returning(Transaction.issued_count)).scalar_one()
+    return connection().execute(_COUNT_ISSUE, {"pk": transaction_pk}).scalar_one()
 
 
 def flag_violation(transaction_pk: int) -> None:
-    db.session.execute(update(Transaction).where(Transaction.id == transaction_pk).values(
-        protocol_violation=True))
+    connection().execute(_FLAG_VIOLATION, {"pk": transaction_pk})
 
 
 def close_attempt(attempt_pk: int, transaction_pk: int, values: dict[str, Any],
-                  timely: bool, was_orphaned: bool) -> None:
-    """Record how an attempt ended; re-derive the orphan flag when it could have changed."""
-    if not timely or was_orphaned:
-        _lock_transaction(transaction_pk)
-    db.session.execute(update(Attempt).where(Attempt.id == attempt_pk).values(**values))
-    if not timely or was_orphaned:
-        refresh_orphan(transaction_pk)
+                  refresh: bool) -> None:
+    """Record how an attempt ended; re-derive the transaction's flags when they may move."""
+    conn = connection()
+    if refresh:
+        conn.execute(_LOCK, {"pk": transaction_pk})
+    conn.execute(_CLOSE, {"attempt_pk": attempt_pk, **values})
+    if refresh:
+        refresh_flags(transaction_pk)
 
 
-def refresh_orphan(transaction_pk: int) -> None:
-    """Orphaned: charged, no attempt still open, and none answered in time."""
-    attempts = select(Attempt.id).where(Attempt.transaction_pk == transaction_pk)
-    still_open = exists(attempts.where(Attempt.delivery.is_(None)))
-    timely = exists(attempts.where(and_(Attempt.delivery == "response", Attempt.late.is_(False))))
-    db.session.execute(update(Transaction).where(Transaction.id == transaction_pk).values(
-        orphaned=and_(Transaction.status == "succeeded", ~still_open, ~timely)))
+def refresh_flags(transaction_pk: int) -> None:
+    """Orphaned: charged, no attempt still open, none answered in time with the outcome.
+    Undecided and unclaimed: in flight while an attempt is open, else failed."""
+    attempts = select(A.c.id).where(A.c.transaction_pk == transaction_pk)
+    still_open = exists(attempts.where(A.c.delivery.is_(None)))
+    heard = exists(attempts.where(A.c.delivery == "response", A.c.late.is_(False),
+                                  A.c.intact.is_(True)))
+    connection().execute(update(T).where(T.c.id == transaction_pk).values(
+        orphaned=and_(T.c.status == "succeeded", ~still_open, ~heard),
+        status=case((T.c.settled_at.is_not(None), T.c.status),
+                    (T.c.settle_by.is_not(None), literal("in_flight")),
+                    (still_open, literal("in_flight")), else_=literal("failed"))))
 
 
-def load(transaction_pk: int) -> Transaction:
-    return db.session.execute(select(Transaction).where(Transaction.id == transaction_pk)
-                              .execution_options(populate_existing=True)).scalar_one()
+def state(transaction_pk: int) -> State:
+    row = connection().execute(_LOAD, {"pk": transaction_pk}).one()
+    return State(_settlement_of(row), row.settle_by, row.created_at)
 
 
-def settlement_of(row: Transaction) -> Settlement | None:
-    if row.status == "in_flight":
+def _settlement_of(row: Any) -> Settlement | None:
+    if row.settled_at is None:
         return None
     return Settlement(row.status, row.result_id, row.error_code, row.error_message,
                       row.response_status or 200, row.response_body or {})
@@ -137,22 +207,3 @@ def release() -> None:
     """Commit and give the connection back to the pool, before a long wait or sleep."""
     db.session.commit()
     db.session.close()
-
-
-def _lock_transaction(transaction_pk: int) -> None:
-    # A write, so that SQLite takes its lock here and PostgreSQL locks the row: the orphan
-    # query that follows then sees every attempt committed before it.
-    db.session.execute(update(Transaction).where(Transaction.id == transaction_pk).values(
-        attempt_count=Transaction.attempt_count))
-
-
-def _settlement_values(settlement: Settlement) -> dict[str, Any]:
-    return {"status": settlement.status, "result_id": settlement.result_id,
-            "error_code": settlement.error_code, "error_message": settlement.error_message,
-            "response_status": settlement.response_status,
-            "response_body": settlement.response_body}
-
-
-def _dialect_insert():
-    name = db.session.get_bind().dialect.name
-    return postgresql.insert if name == "postgresql" else sqlite.insert

@@ -10,6 +10,7 @@ from .. import connectors, wire
 from ..processor import Client
 from ..runtime import runtime
 from .errors import processor_error
+from .transport import to_response
 
 bp = Blueprint("processor", __name__)
 
@@ -32,7 +33,7 @@ def receive(connector: str | None, path_method: str | None):
         auth = None
     username = auth.username if auth and auth.type == "basic" else None
     password = auth.password if auth and auth.type == "basic" else None
-    settings = connectors.resolve(connector, username)
+    settings = runtime().directory.resolve(connector, username)
     if settings is None:
         return processor_error(404, "connector_not_found", f"no connector named {connector}",
                                path_method)
@@ -43,8 +44,7 @@ def receive(connector: str | None, path_method: str | None):
         return response
     payment = wire.parse(_body(), path_method)
     client = Client(request.remote_addr, request.headers.get("User-Agent"))
-    result = runtime().processor.handle(payment, settings, client)
-    return result.body, result.status
+    return to_response(runtime().processor.handle(payment, settings, client))
 
 
 def _body() -> bytes:

@@ -1,0 +1,252 @@
+"""Rules: stored faults with a match, an action and a lifetime, shared by every process.
+
+Each process keeps the live rules (enabled, not used up) in memory, reloaded only when the
+store's configuration version moves, so a request never scans the rules table. Counting is done
+in the database with one conditional UPDATE, so "the next 3" means 3 across every process.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import delete, or_, select, update
+
+from . import versions
+from .errors import NotFound
+from .faults import NOTHING, Plan, outcome_from, plan_from_action
+from .models import Rule, db
+from .paging import Page, keyset_page
+from .schemas import RuleCreate, RuleMatch, RuleUpdate
+from .security import Fingerprinter
+from .wire import PaymentRequest
+
+OUTCOME_TYPES = ("approve", "decline")
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What rules can match on, for one attempt (no card data in the clear)."""
+
+    connector: str
+    request: PaymentRequest
+    card_fingerprint: str | None
+    cvv_fingerprint: str | None
+    attempt: int
+
+
+@dataclass(frozen=True)
+class LiveRule:
+    id: int
+    match: dict[str, Any]
+    action: dict[str, Any]
+    counted: bool
+    probability: float
+
+    @property
+    def is_outcome(self) -> bool:
+        return self.action["type"] in OUTCOME_TYPES
+
+    def matches(self, facts: Facts) -> bool:
+        return all(_FIELD_TESTS[name](value, facts) for name, value in self.match.items())
+
+    def plan(self) -> Plan:
+        action_plan = plan_from_action(self.action, f"rule:{self.id}")
+        return replace(action_plan, rules=(self.id,),
+                       counted=(self.id,) if self.counted else ())
+
+
+def _amount(facts: Facts) -> Decimal | None:
+    return facts.request.amount
+
+
+_FIELD_TESTS = {
+    "connector": lambda v, f: f.connector == v,
+    "method": lambda v, f: f.request.method == v,
+    "payment_method": lambda v, f: f.request.payment_method == v,
+    "card_fingerprint": lambda v, f: f.card_fingerprint == v,
+    "card_last4": lambda v, f: f.request.last4 == v,
+    "card_brand": lambda v, f: f.request.brand == v,
+    "last4": lambda v, f: f.request.last4 == v,
+    "amount": lambda v, f: _amount(f) is not None and _amount(f) == Decimal(v),
+    "amount_min": lambda v, f: _amount(f) is not None and _amount(f) >= Decimal(v),
+    "amount_max": lambda v, f: _amount(f) is not None and _amount(f) <= Decimal(v),
+    "currency": lambda v, f: (f.request.currency or "").upper() == v.upper(),
+    "postal_code": lambda v, f: f.request.postal_code == v,
+    "cvv_fingerprint": lambda v, f: f.cvv_fingerprint == v,
+    "description_contains": lambda v, f: v.lower() in _text(f.request.description).lower(),
+    "parameters": lambda v, f: all(str(f.request.parameters.get(k)) == val
+                                   for k, val in v.items()),
+    "transaction_id": lambda v, f: f.request.transaction_id == v,
+    "attempt": lambda v, f: f.attempt == v,
+}
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else "" if value is None else str(value)
+
+
+class RuleBook:
+    """This process's copy of the live rules, in evaluation order (priority, then age)."""
+
+    def __init__(self, seed: str | None = None):
+        self._lock = threading.Lock()
+        self._version: str | None = None
+        self._rules: tuple[LiveRule, ...] = ()
+        self._seed = seed
+
+    def live(self) -> tuple[LiveRule, ...]:
+        version = versions.current()
+        if version != self._version:
+            rows = db.session.execute(
+                select(Rule).where(Rule.enabled.is_(True),
+                                   or_(Rule.remaining.is_(None), Rule.remaining > 0))
+                .order_by(Rule.priority, Rule.id)).scalars()
+            rules = tuple(LiveRule(r.id, r.match or {}, r.action, r.remaining is not None,
+                                   r.probability) for r in rows)
+            with self._lock:
+                self._rules, self._version = rules, version
+        return self._rules
+
+    def delivery(self, facts: Facts, skip: Iterable[int] = ()) -> Plan:
+        """The first firing delivery rule (delay, hang, drop, http_error, malformed)."""
+        return self._first(facts, outcome_rules=False, skip=frozenset(skip))
+
+    def outcome(self, facts: Facts, skip: Iterable[int] = ()) -> Plan:
+        """The first firing outcome rule (approve, decline)."""
+        return self._first(facts, outcome_rules=True, skip=frozenset(skip))
+
+    def _first(self, facts: Facts, outcome_rules: bool, skip: frozenset[int]) -> Plan:
+        for rule in self.live():
+            if rule.is_outcome == outcome_rules and rule.id not in skip \
+                    and rule.matches(facts) and self._draw(rule, facts):
+                return rule.plan()
+        return NOTHING
+
+    def _draw(self, rule: LiveRule, facts: Facts) -> bool:
+        if rule.probability >= 1:
+            return True
+        if rule.probability <= 0:
+            return False
+        if self._seed is None:
+            return random.random() < rule.probability
+        key = f"{self._seed}|{rule.id}|{facts.connector}|{facts.request.transaction_id}|" \
+              f"{facts.attempt}"
+        return random.Random(key).random() < rule.probability
+
+
+def consume(rule_id: int) -> bool:
+    """Use one of a counted rule's remaining firings; False when another request took the last."""
+    left = db.session.execute(
+        update(Rule).where(Rule.id == rule_id, Rule.enabled.is_(True), Rule.remaining > 0)
+        .values(remaining=Rule.remaining - 1, fired=Rule.fired + 1)
+        .returning(Rule.remaining)).scalar()
+    if left is None:
+        return False
+    if left == 0:
+        versions.bump()
+    return True
+
+
+def count_firing(rule_ids: Iterable[int]) -> None:
+    """Count firings of rules without a `remaining` limit."""
+    ids = list(rule_ids)
+    if ids:
+        db.session.execute(update(Rule).where(Rule.id.in_(ids))
+                           .values(fired=Rule.fired + 1))
+
+
+# -- the control API's side ------------------------------------------------------------------
+
+
+def create(data: RuleCreate, fingerprints: Fingerprinter) -> dict[str, Any]:
+    now = datetime.now(timezone.utc)
+    row = Rule(match=_stored_match(data.match, fingerprints),
+               action=data.action.model_dump(mode="json", exclude_none=True),
+               remaining=data.remaining, probability=data.probability, enabled=data.enabled,
+               priority=data.priority, note=data.note, fired=0, created_at=now,
+               updated_at=now)
+    db.session.add(row)
+    versions.bump()
+    db.session.commit()
+    return rule_json(row)
+
+
+def update_rule(rule_id: int, data: RuleUpdate, fingerprints: Fingerprinter) -> dict[str, Any]:
+    row = _row(rule_id)
+    changes = data.model_dump(exclude_unset=True)
+    if data.match is not None:
+        row.match = _stored_match(data.match, fingerprints)
+    if data.action is not None:
+        row.action = data.action.model_dump(mode="json", exclude_none=True)
+    for name in ("remaining", "probability", "enabled", "priority", "note"):
+        if name in changes and (changes[name] is not None or name in ("remaining", "note")):
+            setattr(row, name, changes[name])
+    row.updated_at = datetime.now(timezone.utc)
+    versions.bump()
+    db.session.commit()
+    return rule_json(row)
+
+
+def get(rule_id: int) -> dict[str, Any]:
+    return rule_json(_row(rule_id))
+
+
+def page(limit: int = 50, cursor: str | None = None) -> Page:
+    rows, next_cursor = keyset_page(select(Rule), Rule.id, limit, cursor)
+    return Page([rule_json(row) for row in rows], next_cursor)
+
+
+def remove(rule_id: int) -> None:
+    db.session.delete(_row(rule_id))
+    versions.bump()
+    db.session.commit()
+
+
+def clear() -> int:
+    count = db.session.execute(delete(Rule)).rowcount
+    versions.bump()
+    return count
+
+
+def rule_json(row: Rule) -> dict[str, Any]:
+    match = dict(row.match or {})
+    if match.pop("card_fingerprint", None):
+        match["card_number"] = "*" * 12 + match.pop("card_last4", "")
+    if match.pop("cvv_fingerprint", None):
+        match["cvv"] = "***"
+    live = row.enabled and (row.remaining is None or row.remaining > 0)
+    return {"id": row.id, "match": match, "action": row.action, "remaining": row.remaining,
+            "probability": row.probability, "enabled": row.enabled, "priority": row.priority,
+            "note": row.note, "fired": row.fired, "live": live,
+            "created_at": row.created_at.isoformat().replace("+00:00", "Z"),
+            "updated_at": row.updated_at.isoformat().replace("+00:00", "Z")}
+
+
+def _stored_match(match: RuleMatch, fingerprints: Fingerprinter) -> dict[str, Any]:
+    """The match as stored: card numbers and CVVs become fingerprints (and a last 4)."""
+    stored = match.model_dump(mode="json", exclude_none=True)
+    number = stored.pop("card_number", None)
+    if number is not None:
+        stored["card_fingerprint"] = fingerprints.digest(f"credit-card:{number}")
+        stored["card_last4"] = number[-4:]
+    cvv = stored.pop("cvv", None)
+    if cvv is not None:
+        stored["cvv_fingerprint"] = fingerprints.digest(f"cvv:{cvv}")
+    return stored
+
+
+def _row(rule_id: int) -> Rule:
+    row = db.session.get(Rule, rule_id)
+    if row is None:
+        raise NotFound(f"no rule {rule_id}")
+    return row
+
+
+__all__ = ["Facts", "RuleBook", "consume", "count_firing", "create", "get", "outcome_from",
+           "page", "remove", "rule_json", "update_rule"]
