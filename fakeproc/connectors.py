@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from . import versions
+from . import unit, versions
 from .errors import Conflict, NotFound
 from .models import Connector, db
 from .paging import Page, keyset_page
@@ -68,7 +68,7 @@ class Directory:
     def _current(self) -> tuple[ConnectorSettings, ...]:
         version = versions.current()
         if version != self._version or version is None:
-            rows = db.session.execute(select(Connector).order_by(Connector.id)).scalars()
+            rows = unit.connection().execute(select(Connector).order_by(Connector.id))
             loaded = tuple(_settings(row) for row in rows)
             with self._lock:
                 self._connectors, self._version = loaded, version

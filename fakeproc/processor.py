@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from . import delivery as deliveries
-from . import magic, rules, store
+from . import magic, rules, store, unit
 from .connectors import ConnectorSettings
 from .delivery import Delivery
 from .faults import Plan
@@ -64,6 +64,11 @@ class Processor:
 
     def handle(self, request: PaymentRequest, connector: ConnectorSettings,
                client: Client) -> Delivery:
+        with unit.unit():
+            return self._handle(request, connector, client)
+
+    def _handle(self, request: PaymentRequest, connector: ConnectorSettings,
+                client: Client) -> Delivery:
         received_at = self.clock.now()
         first = self._plan(request, connector, 1, deciding=True)
         quick = None

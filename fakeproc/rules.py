@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import delete, or_, select, update
 
-from . import versions
+from . import unit, versions
 from .errors import NotFound
 from .faults import NOTHING, Plan, outcome_from, plan_from_action
 from .models import Rule, db
@@ -103,10 +103,10 @@ class RuleBook:
     def live(self) -> tuple[LiveRule, ...]:
         version = versions.current()
         if version != self._version:
-            rows = db.session.execute(
-                select(Rule).where(Rule.enabled.is_(True),
-                                   or_(Rule.remaining.is_(None), Rule.remaining > 0))
-                .order_by(Rule.priority, Rule.id)).scalars()
+            rows = unit.connection().execute(
+                select(Rule.id, Rule.match, Rule.action, Rule.remaining, Rule.probability)
+                .where(Rule.enabled.is_(True), or_(Rule.remaining.is_(None), Rule.remaining > 0))
+                .order_by(Rule.priority, Rule.id))
             rules = tuple(LiveRule(r.id, r.match or {}, r.action, r.remaining is not None,
                                    r.probability) for r in rows)
             with self._lock:
@@ -142,7 +142,7 @@ class RuleBook:
 
 def consume(rule_id: int) -> bool:
     """Use one of a counted rule's remaining firings; False when another request took the last."""
-    left = db.session.execute(
+    left = unit.connection().execute(
         update(Rule).where(Rule.id == rule_id, Rule.enabled.is_(True), Rule.remaining > 0)
         .values(remaining=Rule.remaining - 1, fired=Rule.fired + 1)
         .returning(Rule.remaining)).scalar()
@@ -157,8 +157,8 @@ def count_firing(rule_ids: Iterable[int]) -> None:
     """Count firings of rules without a `remaining` limit."""
     ids = list(rule_ids)
     if ids:
-        db.session.execute(update(Rule).where(Rule.id.in_(ids))
-                           .values(fired=Rule.fired + 1))
+        unit.connection().execute(update(Rule).where(Rule.id.in_(ids))
+                                  .values(fired=Rule.fired + 1))
 
 
 # -- the control API's side ------------------------------------------------------------------

@@ -15,11 +15,13 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, exists, insert, literal, select, update
+from sqlalchemy import and_, bindparam, case, exists, insert, literal, literal_column, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from .models import Attempt, Transaction, db
+from . import unit
+from .models import Attempt, Transaction
+from .rawsql import RawStatement
 
 T = Transaction.__table__
 A = Attempt.__table__
@@ -76,26 +78,39 @@ class State:
 
 
 def connection() -> Connection:
-    return db.session.connection()
+    return unit.connection()
+
+
+TRANSACTION_KEYS = (
+    "connector", "transaction_id", "method", "payment_method", "status", "result_id",
+    "error_code", "error_message", "response_status", "response_body", "amount_millis",
+    "currency", "card_brand", "last4", "fingerprint", "routing_number", "postal_code",
+    "description", "parameters", "attempt_count", "issued_count", "orphaned",
+    "protocol_violation", "settle_by", "created_at", "last_attempt_at", "settled_at")
+ATTEMPT_KEYS = (
+    "transaction_pk", "number", "kind", "received_at", "responded_at", "gap_seconds",
+    "delivery", "status_code", "response_body", "result_id", "late", "intact",
+    "protocol_violation", "rules", "request", "client_ip", "user_agent")
 
 
 @cache
-def _register_statement(dialect: str):
+def _register_statement(dialect: str) -> RawStatement:
     dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = dialect_insert(T)
     undecided = T.c.settled_at.is_(None)
-    return statement.on_conflict_do_update(
+    upsert = statement.on_conflict_do_update(
         index_elements=[T.c.connector, T.c.transaction_id],
         set_={"attempt_count": T.c.attempt_count + 1,
               "last_attempt_at": statement.excluded.last_attempt_at,
-              "status": case((undecided, literal("in_flight")), else_=T.c.status)},
+              "status": case((undecided, literal_column("'in_flight'")), else_=T.c.status)},
     ).returning(T.c.id, T.c.attempt_count)
+    return RawStatement(upsert, TRANSACTION_KEYS, ("response_body", "description", "parameters"))
 
 
 _LOAD = select(T).where(T.c.id == bindparam("pk"))
 _PREVIOUS_ARRIVAL = select(A.c.received_at).where(A.c.transaction_pk == bindparam("pk"),
                                                   A.c.number == bindparam("number"))
-_RECORD = insert(A).returning(A.c.id)
+_RECORD = RawStatement(insert(A).returning(A.c.id), ATTEMPT_KEYS, ("rules", "request"))
 _SETTLE = update(T).where(T.c.id == bindparam("pk")).values(
     settle_by=None, issued_count=T.c.issued_count + bindparam("issued"))
 _CLAIM = (update(T).where(T.c.id == bindparam("pk"), T.c.settled_at.is_(None),
@@ -116,12 +131,14 @@ def register(values: dict[str, Any], settlement: Settlement | None,
 
     A new transaction is stored already settled when its outcome was known in advance, or
     claimed by this attempt until `claim_until` when it will be decided after a delay."""
-    values = {**values, "settle_by": claim_until, "settled_at": None, "issued_count": 0}
+    values = {**values, "settle_by": claim_until, "settled_at": None, "issued_count": 0,
+              "result_id": None, "error_code": None, "error_message": None,
+              "response_status": None, "response_body": None}
     if settlement is not None:
         values.update(settlement.values(), settled_at=values["created_at"],
                       issued_count=int(settlement.result_id is not None))
     conn = connection()
-    pk, number = conn.execute(_register_statement(conn.dialect.name), values).one()
+    pk, number = _register_statement(conn.dialect.name).execute(conn, values).fetchone()
     if number == 1:
         return Registered(pk, 1, True, None, None, settlement, claim_until is not None)
     row = conn.execute(_LOAD, {"pk": pk}).one()
@@ -134,7 +151,7 @@ def register(values: dict[str, Any], settlement: Settlement | None,
 
 
 def record_attempt(values: dict[str, Any]) -> int:
-    return connection().execute(_RECORD, values).scalar_one()
+    return _RECORD.execute(connection(), values).fetchone()[0]
 
 
 def claim(transaction_pk: int, deadline: datetime) -> bool:
@@ -199,11 +216,5 @@ def _settlement_of(row: Any) -> Settlement | None:
                       row.response_status or 200, row.response_body or {})
 
 
-def commit() -> None:
-    db.session.commit()
-
-
-def release() -> None:
-    """Commit and give the connection back to the pool, before a long wait or sleep."""
-    db.session.commit()
-    db.session.close()
+commit = unit.commit
+release = unit.release

@@ -133,12 +133,13 @@ def _load_json(raw: bytes, path_method: str | None) -> dict[str, Any]:
         raise InvalidRequest("the body is not valid JSON", path_method) from None
     if not isinstance(body, dict):
         raise InvalidRequest("the body must be a JSON object", path_method)
-    if _too_deep(body, MAX_DEPTH):
-        raise InvalidRequest(f"the body is nested more than {MAX_DEPTH} levels deep",
-                             path_method)
-    if _has_unstorable(body):
-        raise InvalidRequest("the body holds a NUL character or a \\u escape that is not a "
-                             "Unicode character (a lone surrogate)", path_method)
+    for item, depth in _walk(body):
+        if depth > MAX_DEPTH:
+            raise InvalidRequest(f"the body is nested more than {MAX_DEPTH} levels deep",
+                                 path_method)
+        if isinstance(item, str) and _UNSTORABLE.search(item):
+            raise InvalidRequest("the body holds a NUL character or a \\u escape that is not "
+                                 "a Unicode character (a lone surrogate)", path_method)
     return body
 
 
@@ -153,14 +154,6 @@ def _walk(value: Any):
             stack.extend((v, depth + 1) for v in item.values())
         elif isinstance(item, list):
             stack.extend((v, depth + 1) for v in item)
-
-
-def _too_deep(body: dict[str, Any], limit: int) -> bool:
-    return any(depth > limit for _, depth in _walk(body))
-
-
-def _has_unstorable(body: dict[str, Any]) -> bool:
-    return any(isinstance(item, str) and _UNSTORABLE.search(item) for item, _ in _walk(body))
 
 
 def _reject_constant(name: str) -> None:

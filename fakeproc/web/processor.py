@@ -6,7 +6,7 @@ from flask import Blueprint, current_app, redirect, request, url_for
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
-from .. import connectors, wire
+from .. import connectors, unit, wire
 from ..processor import Client
 from ..runtime import runtime
 from .errors import processor_error
@@ -27,6 +27,11 @@ def index() -> Response:
 @bp.post("/connectors/<connector>/charge", defaults={"path_method": "charge"})
 @bp.post("/connectors/<connector>/tokenize", defaults={"path_method": "tokenize"})
 def receive(connector: str | None, path_method: str | None):
+    with unit.unit():
+        return _receive(connector, path_method)
+
+
+def _receive(connector: str | None, path_method: str | None):
     try:
         auth = request.authorization
     except ValueError:  # werkzeug: a Basic token with non-ASCII characters
