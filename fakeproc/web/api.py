@@ -8,11 +8,12 @@ from typing import Any
 from flask import Blueprint, request
 from werkzeug.wrappers import Response
 
-from .. import connectors, ledger
+from .. import connectors, ledger, rules
+from ..models import db
 from ..errors import BadRequest
 from ..openapi import build_spec, package_version
 from ..runtime import runtime
-from ..schemas import ConnectorCreate, ConnectorUpdate, ResetRequest
+from ..schemas import ConnectorCreate, ConnectorUpdate, ResetRequest, RuleCreate, RuleUpdate
 from ..security import same
 from .errors import api_error
 
@@ -68,7 +69,39 @@ def retries() -> dict[str, Any]:
 @bp.post("/reset")
 def reset() -> dict[str, Any]:
     options = ResetRequest.model_validate(_json_body(required=False))
-    return {"status": "ok", "deleted": ledger.reset()} | {"rules_cleared": options.rules}
+    deleted = ledger.reset()
+    if options.rules:
+        deleted["rules"] = rules.clear()
+        db.session.commit()
+    return {"status": "ok", "deleted": deleted}
+
+
+@bp.get("/rules")
+def list_rules() -> dict[str, Any]:
+    return rules.page(_limit(), request.args.get("cursor")).to_json()
+
+
+@bp.post("/rules")
+def create_rule() -> tuple[dict[str, Any], int]:
+    data = RuleCreate.model_validate(_json_body())
+    return rules.create(data, runtime().fingerprints), 201
+
+
+@bp.get("/rules/<int:rule_id>")
+def get_rule(rule_id: int) -> dict[str, Any]:
+    return rules.get(rule_id)
+
+
+@bp.patch("/rules/<int:rule_id>")
+def update_rule(rule_id: int) -> dict[str, Any]:
+    data = RuleUpdate.model_validate(_json_body())
+    return rules.update_rule(rule_id, data, runtime().fingerprints)
+
+
+@bp.delete("/rules/<int:rule_id>")
+def delete_rule(rule_id: int) -> tuple[str, int]:
+    rules.remove(rule_id)
+    return "", 204
 
 
 @bp.get("/connectors")
