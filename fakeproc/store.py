@@ -104,13 +104,15 @@ def _register_statement(dialect: str) -> RawStatement:
               "last_attempt_at": statement.excluded.last_attempt_at,
               "status": case((undecided, literal_column("'in_flight'")), else_=T.c.status)},
     ).returning(T.c.id, T.c.attempt_count)
-    return RawStatement(upsert, TRANSACTION_KEYS, ("response_body", "description", "parameters"))
+    return RawStatement(upsert, TRANSACTION_KEYS, ("response_body", "description", "parameters"),
+                        ("settle_by", "created_at", "last_attempt_at", "settled_at"))
 
 
 _LOAD = select(T).where(T.c.id == bindparam("pk"))
 _PREVIOUS_ARRIVAL = select(A.c.received_at).where(A.c.transaction_pk == bindparam("pk"),
                                                   A.c.number == bindparam("number"))
-_RECORD = RawStatement(insert(A).returning(A.c.id), ATTEMPT_KEYS, ("rules", "request"))
+_RECORD = RawStatement(insert(A).returning(A.c.id), ATTEMPT_KEYS, ("rules", "request"),
+                       ("received_at", "responded_at"))
 _SETTLE = update(T).where(T.c.id == bindparam("pk")).values(
     settle_by=None, issued_count=T.c.issued_count + bindparam("issued"))
 _CLAIM = (update(T).where(T.c.id == bindparam("pk"), T.c.settled_at.is_(None),

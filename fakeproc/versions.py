@@ -13,7 +13,7 @@ from .rawsql import RawStatement
 
 KEY = "config_version"
 _CURRENT = RawStatement(select(Setting.__table__.c.value).where(
-    Setting.__table__.c.key == literal_column(f"'{KEY}'")), (), ())
+    Setting.__table__.c.key == literal_column(f"'{KEY}'")), ())
 
 
 def current() -> str | None:
