@@ -63,9 +63,9 @@ class Plan:
             fault=other.fault if take_delivery else self.fault,
             outcome=other.outcome if take_outcome else self.outcome,
             parameters={**other.parameters, **self.parameters},
-            fired=self.fired + other.fired,
-            rules=self.rules + other.rules,
-            counted=self.counted + other.counted,
+            fired=_union(self.fired, other.fired),
+            rules=_union(self.rules, other.rules),
+            counted=_union(self.counted, other.counted),
         )
 
     def without_outcome(self) -> Plan:
@@ -73,6 +73,11 @@ class Plan:
 
 
 NOTHING = Plan()
+
+
+def _union(first: tuple, second: tuple) -> tuple:
+    """`first`, then what `second` adds to it, each once and in order."""
+    return first + tuple(item for item in second if item not in first)
 
 
 def outcome_from(action: dict[str, Any] | None) -> Outcome | None:

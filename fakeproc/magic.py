@@ -82,7 +82,7 @@ def _scenario(request: PaymentRequest, attempt: int) -> Plan:
     result = NOTHING
     for step in str(script).split(";"):
         name, _, argument = step.strip().partition(":")
-        step_plan = _scenario_step(name, argument, attempt, request.method)
+        step_plan = _scenario_step(step.strip(), name, argument, attempt, request.method)
         result = Plan(delay=result.delay if result.delay is not None else step_plan.delay,
                       fault=result.fault or step_plan.fault,
                       outcome=result.outcome or step_plan.outcome)
@@ -90,7 +90,7 @@ def _scenario(request: PaymentRequest, attempt: int) -> Plan:
                 fired=(f"magic:scenario={script}",))
 
 
-def _scenario_step(name: str, argument: str, attempt: int, method: str) -> Plan:
+def _scenario_step(step: str, name: str, argument: str, attempt: int, method: str) -> Plan:
     if name == "approve" and not argument:
         return Plan(outcome=APPROVED)
     if name == "decline" and _ERROR_CODE.fullmatch(argument):
@@ -108,7 +108,7 @@ def _scenario_step(name: str, argument: str, attempt: int, method: str) -> Plan:
         return Plan(fault=Fault("http_error", charge=False, status=int(argument)))
     if name == "malformed" and argument in MALFORMED_VARIANTS:
         return Plan(fault=_broken(argument))
-    raise InvalidRequest(f"{SCENARIO_PARAMETER} step {name}:{argument} is not understood", method)
+    raise InvalidRequest(f"{SCENARIO_PARAMETER} step {step} is not understood", method)
 
 
 def _seconds(text: str) -> float | None:

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from . import cards
 from .ledger import STATUSES
 from .paging import CURSOR, MAX_LIMIT
-from .schemas import ConnectorCreate, ConnectorUpdate, ResetRequest
+from .schemas import ConnectorCreate, ConnectorUpdate, ResetRequest, RuleCreate, RuleUpdate
 from .wire import ACH, CARD, MAX_ID_LENGTH, METHODS
 
 Schema = dict[str, Any]
@@ -27,13 +27,22 @@ TIME: Schema = {"type": "string", "format": "date-time"}
 # What wire.parse takes: up to 7 digits and 3 decimals, at most 1000000.
 AMOUNT: Schema = {
     "type": "string", "pattern": r"^(?:0?[0-9]{1,6}(?:\.[0-9]{1,3})?|1000000(?:\.0{1,3})?)$",
-    "example": "10.00", "description": "Magic values (when on): 2000-2999.99 decline, "
-    "3000-3000.99 processing_error, 4000-4099.99 delay the first attempt by amount - 4000 s."}
+    "example": "10.00", "description": "Magic values (when the connector has them on): "
+    "2000-2999.99 decline (the code by the integer part), 3000-3000.99 processing_error, "
+    "4000-4099.99 delay the first attempt by amount - 4000 s, 4100.00 hang (4101.00: and "
+    "charge), 4300.00-4307.00 a broken answer, 4400-4599.99 HTTP status amount - 4000."}
 CARD_BRANDS = list(cards.BRANDS)
 EXAMPLE = {"example": {"method": "charge", "transaction_id": "tx-0001", "amount": "10.00",
                        "cardnumber": "4111111111111111", "cvv": "123", "expiry_month": "08",
                        "expiry_year": "2035", "currency_code": "USD", "postal_code": "94111"}}
 ATTEMPT_KINDS = ["original", "mismatch", "replay", "duplicate_error", "reprocess", "fault"]
+# Only null: what a `null` option of a combination (a $ref, a oneOf) becomes in OpenAPI 3.0,
+# where `nullable` takes effect only next to a `type`.
+NULL_ONLY: Schema = {"type": "object", "nullable": True, "enum": [None]}
+# A stored decimal as the control API writes it back (a JSON string).
+DECIMAL_TEXT: Schema = {"type": "string", "pattern": r"^[0-9]+(?:\.[0-9]{1,3})?$"}
+
+
 def package_version() -> str:
     """fakeproc's installed version; a checkout that was never installed says `0+unknown`."""
     try:
@@ -44,8 +53,9 @@ def package_version() -> str:
 
 def build_spec() -> Schema:
     models: Schema = {}
-    for model in (ConnectorCreate, ConnectorUpdate, ResetRequest):
+    for model in (ConnectorCreate, ConnectorUpdate, ResetRequest, RuleCreate, RuleUpdate):
         models[model.__name__] = _model_schema(model, models)
+    _amounts_as_taken(models["RuleMatch"])
     return {
         "openapi": "3.0.3",
         "info": {"title": "fakeproc", "version": package_version(), "description":
@@ -53,7 +63,8 @@ def build_spec() -> Schema:
                  "processor endpoint, and the JSON control API under /api/."},
         "paths": _processor_paths() | _api_paths(),
         "components": {
-            "schemas": _processor_schemas() | _ledger_schemas(models) | models,
+            "schemas": _processor_schemas() | _ledger_schemas(models) | models
+            | _rule_schemas(models),
             "parameters": _parameters(models),
             "securitySchemes": {
                 "basicAuth": {"type": "http", "scheme": "basic", "description": "The "
@@ -93,9 +104,21 @@ def _model_schema(model: type[BaseModel], components: Schema) -> Schema:
     return _oas30(schema)
 
 
+def _amounts_as_taken(match: Schema) -> None:
+    """A rule's amounts: a number, or a decimal string in AMOUNT's form (pydantic's own
+    pattern lets a sign and any range through, which the model then refuses)."""
+    for name in ("amount", "amount_min", "amount_max"):
+        field = match["properties"][name]
+        field["anyOf"] = [{"type": "string", "pattern": AMOUNT["pattern"]}
+                          if option.get("type") == "string" else option
+                          for option in field["anyOf"]]
+        field["description"] = "A decimal from 0 to 1000000, at most 3 decimal places."
+
+
 def _oas30(schema: Any) -> Any:
-    """JSON Schema 2020-12 (pydantic) to OpenAPI 3.0: a `null` option becomes `nullable`,
-    `const` an enum, a numeric `exclusiveMinimum`/`exclusiveMaximum` the boolean form."""
+    """JSON Schema 2020-12 (pydantic) to OpenAPI 3.0: a `null` option becomes `nullable` next
+    to a single typed option, else an only-null option; `const` an enum; a numeric
+    `exclusiveMinimum`/`exclusiveMaximum` the boolean form."""
     if isinstance(schema, list):
         return [_oas30(item) for item in schema]
     if not isinstance(schema, dict):
@@ -105,10 +128,13 @@ def _oas30(schema: Any) -> Any:
     for key in ("anyOf", "oneOf"):
         if {"type": "null"} in out.get(key, []):
             rest = [option for option in out.pop(key) if option != {"type": "null"}]
-            out = (rest[0] | out) if len(rest) == 1 else (out | {key: rest})
-            out["nullable"] = True
-            if "enum" in out:
-                out["enum"] = [*out["enum"], None]
+            if len(rest) == 1 and "type" in rest[0] and "$ref" not in rest[0]:
+                out = rest[0] | out
+                out["nullable"] = True
+                if "enum" in out:
+                    out["enum"] = [*out["enum"], None]
+            else:  # `nullable` beside a $ref or a oneOf would be ignored
+                out[key] = [*rest, NULL_ONLY]
     if "const" in out:
         out["enum"] = [out.pop("const")]
     for exclusive, bound in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
@@ -234,14 +260,21 @@ def _ledger_schemas(models: Schema) -> Schema:
     }
     attempt = {
         "number": {"type": "integer", "minimum": 1},
-        "kind": {"type": "string", "enum": ATTEMPT_KINDS},
+        "kind": {"type": "string", "enum": ATTEMPT_KINDS, "description": "`original` decided "
+                 "the outcome; `replay`, `duplicate_error` answered a retry; `reprocess` decided "
+                 "anew; `mismatch` refused a changed payload; `fault` suffered a fault that "
+                 "decided nothing (an HTTP error, a hang without charge)."},
         "received_at": TIME, "responded_at": maybe_time,
         "gap_seconds": {"type": "number", "nullable": True},
         "delivery": {"type": "string", "enum": ["response", "hung", "dropped", None],
                      "nullable": True},
         "status_code": {**INTEGER, "nullable": True},
         "late": BOOLEAN, "protocol_violation": BOOLEAN,
-        "rules": {"type": "array", "items": STRING},
+        "intact": {**BOOLEAN, "description": "Whether the answer carried the outcome as a "
+                   "processor should (false for a hang, a drop, an HTTP error or a broken "
+                   "body)."},
+        "rules": {"type": "array", "items": STRING, "description": "What fired: `rule:<id>`, "
+                  "`magic:<trigger>`."},
         "request": {**nullable_object, "description": "The body, card data masked."},
         **dict.fromkeys(("result_id", "response_body", "client_ip", "user_agent"), TEXT),
     }
@@ -267,8 +300,11 @@ def _ledger_schemas(models: Schema) -> Schema:
         "Connector": _object(connector, description="`has_password` stands for the password, "
                              "which is write-only."),
         "ResetResult": _object({"status": {"type": "string", "enum": ["ok"]},
-                                "deleted": _object({"transactions": INTEGER, "attempts": INTEGER}),
-                                "rules_cleared": BOOLEAN}),
+                                "deleted": _object({"transactions": INTEGER, "attempts": INTEGER,
+                                                    "rules": INTEGER},
+                                                   ["transactions", "attempts"],
+                                                   description="How many rows went; `rules` "
+                                                   "only when the request cleared them.")}),
     }
     for name in ("Transaction", "Retry", "Connector"):
         schemas[f"{name}Page"] = _object({
@@ -277,11 +313,52 @@ def _ledger_schemas(models: Schema) -> Schema:
     return schemas
 
 
+def _rule_schemas(models: Schema) -> Schema:
+    """A rule as the control API answers it: card number and CVV masked, decimals as text."""
+    match = {name: {key: value for key, value in schema.items()
+                    if key not in ("default", "nullable", "title")}
+             for name, schema in models["RuleMatch"]["properties"].items()}
+    match |= {
+        "card_number": {"type": "string", "pattern": r"^\*{12}[0-9]{4}$", "description":
+                        "Masked: the number is kept only as a keyed fingerprint and its last 4."},
+        "cvv": {"type": "string", "enum": ["***"], "description": "Masked: kept only as a "
+                "keyed fingerprint."},
+        **dict.fromkeys(("amount", "amount_min", "amount_max"), DECIMAL_TEXT),
+    }
+    for schema in match.values():  # a stored match leaves out what is unset: no nulls
+        if "enum" in schema:
+            schema["enum"] = [value for value in schema["enum"] if value is not None]
+    rule = {
+        "id": {"type": "integer", "minimum": 1},
+        "match": _ref("StoredRuleMatch"),
+        "action": {key: value for key, value in models["RuleCreate"]["properties"]["action"]
+                   .items() if key != "title"},
+        "remaining": {"type": "integer", "minimum": 0, "nullable": True, "description":
+                      "Firings left: transactions for an outcome action, attempts for a "
+                      "delivery action; null is forever."},
+        "probability": {"type": "number", "minimum": 0, "maximum": 1},
+        "enabled": BOOLEAN, "priority": INTEGER, "note": TEXT,
+        "fired": {"type": "integer", "minimum": 0, "description": "How often it fired."},
+        "live": {**BOOLEAN, "description": "Enabled and not used up."},
+        "created_at": TIME, "updated_at": TIME,
+    }
+    return {
+        "StoredRuleMatch": _object(match, [], additionalProperties=False, description="The "
+                                   "match as stored; every field given must match."),
+        "Rule": _object(rule),
+        "RulePage": _object({
+            "data": {"type": "array", "items": _ref("Rule")},
+            "next_cursor": {**TEXT, "description": "The `cursor` of the next page, if any."}}),
+    }
+
+
 def _parameters(models: Schema) -> Schema:
     name = models["ConnectorCreate"]["properties"]["unique_name"]
     return {
         "UniqueName": {"name": "unique_name", "in": "path", "required": True,
                        "schema": {key: value for key, value in name.items() if key != "title"}},
+        "RuleId": {"name": "rule_id", "in": "path", "required": True,
+                   "schema": {"type": "integer", "minimum": 0}},
         "Limit": _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT,
                                   "default": 50}, "Page size."),
         "Cursor": _query("cursor", {"type": "string", "pattern": f"^{CURSOR.pattern}$"},
@@ -323,9 +400,11 @@ def _api(operation_id: str, summary: str, result: str | None, errors: dict[int, 
 
 
 def _api_paths() -> Schema:
-    limit, cursor, name = (_ref(p, "parameters") for p in ("Limit", "Cursor", "UniqueName"))
+    limit, cursor, name, rule_id = (_ref(p, "parameters")
+                                    for p in ("Limit", "Cursor", "UniqueName", "RuleId"))
     transaction = {"name": "transaction_id", "in": "path", "required": True, "schema": STRING}
     unknown = {404: "No connector by that name."}
+    no_rule = {404: "No rule by that id."}
     # `true` or `false` (also `1`/`0`, in any case): exactly what web/api.py `_flag` takes
     flag = {"type": "string", "pattern": "^(?:[Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]|[01])$",
             "default": "false"}
@@ -352,8 +431,21 @@ def _api_paths() -> Schema:
             [transaction, _query("connector", STRING, "The connector, when ambiguous.")])},
         "/api/retries": {"get": _api("listRetries", "Retried transactions, newest first",
                                      "RetryPage", {400: None}, [limit, cursor])},
-        "/api/reset": {"post": _api("reset", "Forget every transaction and attempt",
-                                    "ResetResult", {400: None, 413: None}, body="ResetRequest")},
+        "/api/reset": {"post": _api("reset", "Forget every transaction and attempt; with "
+                                    "`rules: true`, every rule too", "ResetResult",
+                                    {400: None, 413: None}, body="ResetRequest")},
+        "/api/rules": {
+            "get": _api("listRules", "Rules, newest first", "RulePage", {400: None},
+                        [limit, cursor]),
+            "post": _api("createRule", "Arm a rule", "Rule", {400: None, 413: None},
+                         body="RuleCreate", status=201)},
+        "/api/rules/{rule_id}": {
+            "get": _api("getRule", "One rule", "Rule", no_rule, [rule_id]),
+            "patch": _api("updateRule", "Change a rule: what is given replaces what was",
+                          "Rule", {400: None, 413: None} | no_rule, [rule_id],
+                          body="RuleUpdate"),
+            "delete": _api("deleteRule", "Delete a rule", None, no_rule, [rule_id],
+                           status=204)},
         "/api/connectors": {
             "get": _api("listConnectors", "Connectors, newest first", "ConnectorPage",
                         {400: None}, [limit, cursor]),

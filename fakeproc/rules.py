@@ -7,6 +7,7 @@ in the database with one conditional UPDATE, so "the next 3" means 3 across ever
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 from collections.abc import Iterable
@@ -80,7 +81,8 @@ _FIELD_TESTS = {
     "postal_code": lambda v, f: f.request.postal_code == v,
     "cvv_fingerprint": lambda v, f: f.cvv_fingerprint == v,
     "description_contains": lambda v, f: v.lower() in _text(f.request.description).lower(),
-    "parameters": lambda v, f: all(str(f.request.parameters.get(k)) == val
+    "parameters": lambda v, f: all(f.request.parameters.get(k) is not None
+                                   and _text(f.request.parameters[k]) == val
                                    for k, val in v.items()),
     "transaction_id": lambda v, f: f.request.transaction_id == v,
     "attempt": lambda v, f: f.attempt == v,
@@ -88,7 +90,8 @@ _FIELD_TESTS = {
 
 
 def _text(value: Any) -> str:
-    return value if isinstance(value, str) else "" if value is None else str(value)
+    """A description as text: strings as they are, any other JSON as its JSON."""
+    return value if isinstance(value, str) else "" if value is None else json.dumps(value)
 
 
 class RuleBook:

@@ -157,10 +157,24 @@ class RuleUpdate(_Strict):
     note: str | None = Field(default=None, max_length=255)
 
 
+_ACTION_TAGS = frozenset({"approve", "decline", "delay", "hang", "drop", "http_error",
+                          "malformed"})
+_UNION_TAG_ERRORS = ("union_tag_invalid", "union_tag_not_found")
+
+
 def describe(error: ValidationError) -> str:
-    """One line naming each wrong field and what is wrong with it."""
+    """One line naming each wrong field (as the body spells it) and what is wrong with it.
+
+    A discriminated union (an action, an outcome) puts the tag it chose into the location:
+    `action.delay.seconds` is `action.seconds` in the body; a bad tag is the `type` field."""
     parts = []
     for item in error.errors():
-        where = ".".join(str(p) for p in item["loc"]) or "body"
+        loc = item["loc"]
+        names = [str(part) for index, part in enumerate(loc)
+                 if not (index and loc[index - 1] in ("action", "outcome")
+                         and part in _ACTION_TAGS)]
+        if item["type"] in _UNION_TAG_ERRORS:
+            names.append(str(item.get("ctx", {}).get("discriminator", "type")).strip("'"))
+        where = ".".join(names) or "body"
         parts.append(f"{where}: {item['msg']}")
     return "; ".join(parts)

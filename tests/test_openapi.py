@@ -50,8 +50,8 @@ def check(spec: dict[str, Any], response, path: str, method: str = "post") -> No
         assert not header.get("required") or name in response.headers
 
 
-def request_fits(spec: dict[str, Any], path: str, body: Any) -> bool:
-    schema = ("paths", path, "post", "requestBody", "content", "application/json", "schema")
+def request_fits(spec: dict[str, Any], path: str, body: Any, method: str = "post") -> bool:
+    schema = ("paths", path, method, "requestBody", "content", "application/json", "schema")
     return _validator(spec, *schema).is_valid(body)
 
 
@@ -263,3 +263,144 @@ def test_missing_admin_token_fits(make_app, spec):
     check(spec, refused, "/api/transactions", "get")
     allowed = client.get("/api/transactions", headers={"Authorization": "Bearer s3cret"})
     check(spec, allowed, "/api/transactions", "get")
+
+
+# -- rules -------------------------------------------------------------------------------------
+
+RULE = "/api/rules/{rule_id}"
+RULE_ACTIONS = [
+    {"type": "approve", "parameters": {"risk": "low"}},
+    {"type": "decline", "error_code": "do_not_honor", "error_message": "No."},
+    {"type": "delay", "seconds": 12, "outcome": {"type": "decline", "error_code": "x"}},
+    {"type": "hang"},
+    {"type": "hang", "seconds": 30, "charge": True},
+    {"type": "drop", "charge": False},
+    {"type": "http_error", "status": 503, "body": "busy"},
+    {"type": "malformed", "variant": "truncated", "status": 502},
+]
+
+
+def test_rule_calls_fit(client, spec):
+    ids = []
+    for action in RULE_ACTIONS:
+        body = {"action": action, "remaining": 2, "note": "qa"}
+        assert request_fits(spec, "/api/rules", body)
+        created = client.post("/api/rules", json=body)
+        assert created.status_code == 201
+        check(spec, created, "/api/rules")
+        ids.append(created.json["id"])
+    masked = client.post("/api/rules", json={"match": {
+        "card_number": "4111111111111111", "cvv": "123", "amount": 10.5, "amount_min": "1",
+        "amount_max": "20.125", "method": "charge", "payment_method": "credit-card",
+        "card_brand": "visa", "last4": "1111", "currency": "USD", "postal_code": "94111",
+        "description_contains": "pizza", "parameters": {"flow": "vip"},
+        "transaction_id": "tx-1", "attempt": 2, "connector": "Default"},
+        "action": {"type": "approve"}, "priority": -3, "probability": 0.5})
+    assert masked.json["match"]["card_number"] == "************1111"
+    check(spec, masked, "/api/rules")
+    listed = client.get("/api/rules?limit=3")
+    assert listed.json["next_cursor"]
+    check(spec, listed, "/api/rules", "get")
+    check(spec, client.get(f"/api/rules?cursor={listed.json['next_cursor']}"), "/api/rules",
+          "get")
+    check(spec, client.get(f"/api/rules/{ids[0]}"), RULE, "get")
+    update = {"enabled": False, "remaining": None, "priority": 1, "match": {"amount": "1"},
+              "action": {"type": "drop"}, "note": None, "probability": None}
+    assert request_fits(spec, RULE, update, "patch")
+    check(spec, client.patch(f"/api/rules/{ids[0]}", json=update), RULE, "patch")
+    check(spec, client.patch(f"/api/rules/{ids[1]}", json={"remaining": 0}), RULE, "patch")
+    check(spec, client.delete(f"/api/rules/{ids[0]}"), RULE, "delete")
+    check(spec, client.post("/api/reset", json={"rules": True}), "/api/reset")
+
+
+def test_rule_errors_fit(client, spec):
+    rule_id = client.post("/api/rules", json={"action": {"type": "approve"}}).json["id"]
+    for response, path, verb in [
+        (client.get("/api/rules?limit=0"), "/api/rules", "get"),
+        (client.get("/api/rules?cursor=nope"), "/api/rules", "get"),
+        (client.post("/api/rules", json={"action": {"type": "boom"}}), "/api/rules", "post"),
+        (client.post("/api/rules", data=b"[]"), "/api/rules", "post"),
+        (client.post("/api/rules", data=b" " * (65 * 1024)), "/api/rules", "post"),
+        (client.get("/api/rules/999999"), RULE, "get"),
+        (client.patch("/api/rules/999999", json={"enabled": True}), RULE, "patch"),
+        (client.patch(f"/api/rules/{rule_id}", json={"remaining": -1}), RULE, "patch"),
+        (client.delete("/api/rules/999999"), RULE, "delete"),
+    ]:
+        assert 400 <= response.status_code < 500
+        check(spec, response, path, verb)
+
+
+@pytest.mark.parametrize("body, fits", [
+    ({"action": {"type": "approve"}}, True),
+    ({"match": {}, "action": {"type": "drop"}, "remaining": None, "note": None}, True),
+    ({"match": {"amount": "10.00", "amount_min": 5, "amount_max": "1000000"},
+      "action": {"type": "approve"}}, True),
+    ({"action": {"type": "delay", "seconds": 0.5}, "probability": 0, "enabled": False}, True),
+    ({"action": {"type": "malformed", "variant": "empty", "status": 100}}, True),
+    ({"action": {"type": "http_error", "status": 599, "charge": True}}, True),
+    ({}, False),
+    ({"action": {"type": "boom"}}, False),
+    ({"action": {"type": "approve", "extra": 1}}, False),
+    ({"action": {"type": "delay"}}, False),
+    ({"action": {"type": "delay", "seconds": 0}}, False),
+    ({"action": {"type": "delay", "seconds": "5"}}, False),
+    ({"action": {"type": "delay", "seconds": 5, "outcome": {"type": "drop"}}}, False),
+    ({"action": {"type": "hang", "seconds": 3601}}, False),
+    ({"action": {"type": "malformed", "variant": "xml"}}, False),
+    ({"action": {"type": "http_error", "status": 302}}, False),
+    ({"action": {"type": "decline", "error_code": "Bad Code"}}, False),
+    ({"action": {"type": "approve"}, "remaining": 0}, False),
+    ({"action": {"type": "approve"}, "remaining": True}, False),
+    ({"action": {"type": "approve"}, "probability": 1.01}, False),
+    ({"action": {"type": "approve"}, "enabled": None}, False),
+    ({"action": {"type": "approve"}, "unknown": 1}, False),
+    ({"match": {"amount": "-1"}, "action": {"type": "approve"}}, False),
+    ({"match": {"amount": "1000000.5"}, "action": {"type": "approve"}}, False),
+    ({"match": {"amount": True}, "action": {"type": "approve"}}, False),
+    ({"match": {"card_number": "4111 1111"}, "action": {"type": "approve"}}, False),
+    ({"match": {"card_brand": "diners"}, "action": {"type": "approve"}}, False),
+    ({"match": {"attempt": 0}, "action": {"type": "approve"}}, False),
+    ({"match": {"parameters": {"a": 1}}, "action": {"type": "approve"}}, False),
+    ({"match": {"what": 1}, "action": {"type": "approve"}}, False),
+    ({"match": None, "action": {"type": "approve"}}, False),
+])
+def test_rule_request_schema_matches_what_the_server_accepts(client, spec, body, fits):
+    assert request_fits(spec, "/api/rules", body) is fits
+    response = client.post("/api/rules", json=body)
+    assert (response.status_code == 201) is fits, response.json
+    check(spec, response, "/api/rules")
+
+
+@pytest.mark.parametrize("body, fits", [
+    ({}, True),
+    ({"match": None, "action": None, "enabled": None, "remaining": None}, True),
+    ({"remaining": 0, "priority": -1000000}, True),
+    ({"action": {"type": "hang", "charge": True}}, True),
+    ({"remaining": -1}, False),
+    ({"priority": 1000001}, False),
+    ({"action": {"type": "hang", "charge": "yes"}}, False),
+    ({"id": 3}, False),
+])
+def test_rule_update_schema_matches_what_the_server_accepts(client, spec, body, fits):
+    rule_id = client.post("/api/rules", json={"action": {"type": "approve"}}).json["id"]
+    assert request_fits(spec, RULE, body, "patch") is fits
+    response = client.patch(f"/api/rules/{rule_id}", json=body)
+    assert (response.status_code == 200) is fits, response.json
+    check(spec, response, RULE, "patch")
+
+
+def test_fault_attempts_fit(make_app, spec):
+    """Attempts that suffered a fault: kind `fault`, `intact` false, hung or dropped."""
+    client = make_app(TIME_SCALE=0.001).test_client()
+    for amount, kind, delivery in (("4503.00", "fault", "response"),
+                                   ("4100.00", "fault", "hung"),
+                                   ("4301.00", "original", "dropped"),
+                                   ("4300.00", "original", "response")):
+        body = card_payload(amount=amount)
+        client.post("/", json=body)
+        detail = client.get(f"/api/transactions/{body['transaction_id']}")
+        attempt = detail.json["attempts"][0]
+        assert (attempt["kind"], attempt["delivery"], attempt["intact"]) == (
+            kind, delivery, False)
+        check(spec, detail, "/api/transactions/{transaction_id}", "get")
+    assert "intact" in spec["components"]["schemas"]["Attempt"]["required"]
