@@ -140,7 +140,7 @@ class Processor:
         """Consume the counted rules the plan uses; a rule another request used up is skipped
         and the plan made again without it."""
         plan, skip, taken = attempt.plan, (), set()
-        deciding = attempt.role in ("original", "reprocess")
+        deciding = attempt.role in ("original", "reprocess", "bystander")
         while True:
             fresh = [rule_id for rule_id in plan.counted if rule_id not in taken]
             used_up = [rule_id for rule_id in fresh if not rules.consume(rule_id)]
@@ -155,6 +155,13 @@ class Processor:
             # The plan that claimed the decision lost its rule to a racing request.
             store.unclaim(attempt.registered.transaction_pk)
             return replace(attempt, plan=plan, role="bystander")
+        if attempt.role == "bystander" and plan.decides:
+            # The fault that kept this attempt from deciding went to a racing request: decide
+            # after all, or wait for the attempt that is deciding.
+            deadline = self._deadline(attempt.received_at, plan)
+            if store.claim(attempt.registered.transaction_pk, deadline):
+                return replace(attempt, plan=plan, role="original")
+            return replace(attempt, plan=plan.without_outcome(), role="waiter")
         return replace(attempt, plan=plan)
 
     # -- answering --------------------------------------------------------------------------
@@ -191,6 +198,8 @@ class Processor:
             store.settle(registered.transaction_pk, settlement, self.clock.now())
             return settlement
         if role == "reprocess":
+            if not attempt.plan.decides:  # a fault that charges nothing processes nothing
+                return None
             outcome = self._decide(request, attempt.connector, attempt.plan.outcome)
             ordinal = store.count_issue(registered.transaction_pk) if outcome.approved else 0
             return self._settlement(request, attempt.connector, outcome, ordinal)
