@@ -36,4 +36,3 @@ class Defaults:
     # How often a retry waiting on an in-flight attempt in another process looks at the database
     # (seconds, real time; an in-process wait is woken at once).
     INFLIGHT_POLL_MAX = 0.25
-    JSON_SORT_KEYS = False

@@ -70,11 +70,10 @@ class Transaction(db.Model):
     """One (connector, transaction_id): its outcome is decided once, whatever the retries."""
 
     __tablename__ = "transactions"
+    # Few indexes: every charge writes this table, and lists page newest first by id, which a
+    # filter on status, orphaned or last 4 digits can walk without an index of its own.
     __table_args__ = (
         UniqueConstraint("connector", "transaction_id", name="uq_transactions_connector_txid"),
-        Index("ix_transactions_orphaned", "orphaned", "id"),
-        Index("ix_transactions_status", "status", "id"),
-        Index("ix_transactions_last4", "last4"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -105,7 +104,7 @@ class Transaction(db.Model):
     protocol_violation: Mapped[bool] = mapped_column(Boolean, default=False)
     # While in flight, when the processing attempt promised to be done (for waiting retries).
     settle_by: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
     settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 

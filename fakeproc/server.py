@@ -48,6 +48,7 @@ def gunicorn_options(host: str, port: int, workers: int, cert: str | None, key: 
         "forwarded_allow_ips": "",
         "proc_name": "fakeproc",
         "post_request": _yield_after_request,
+        "post_fork": _accept_one_at_a_time,
         # Several servers may run side by side (tests, one per port): no shared control socket.
         "control_socket_disable": True,
     }
@@ -62,6 +63,14 @@ def _yield_after_request(worker: Any, request: Any, environ: Any, response: Any)
     import gevent
 
     gevent.sleep(0)
+
+
+def _accept_one_at_a_time(server: Any, worker: Any) -> None:
+    # gevent accepts up to 100 waiting connections per wake-up, so the first worker to wake
+    # takes a whole burst of keep-alive connections and the others idle: take one at a time.
+    import gevent.baseserver
+
+    gevent.baseserver.BaseServer.max_accept = 1
 
 
 def default_workers() -> int:

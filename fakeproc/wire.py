@@ -26,7 +26,6 @@ _STRING_FIELDS = (
     "method", "transaction_id", "cardnumber", "cvv", "expiry_month", "expiry_year", "amount",
     "currency_code", "bankaccountnumber", "routingnumber", "postal_code",
 )
-_KNOWN_FIELDS = frozenset(_STRING_FIELDS) | {"description", "parameters"}
 
 
 class InvalidRequest(Exception):
@@ -222,7 +221,3 @@ def _redact(value: Any) -> Any:
     if isinstance(value, list):
         return [_redact(v) for v in value]
     return value
-
-
-def is_known_field(name: str) -> bool:
-    return name in _KNOWN_FIELDS
