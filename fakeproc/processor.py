@@ -140,6 +140,8 @@ class Processor:
         """Consume the counted rules the plan uses; a rule another request used up is skipped
         and the plan made again without it."""
         plan, skip, taken = attempt.plan, (), set()
+        if not plan.rules:
+            return attempt
         deciding = attempt.role in ("original", "reprocess", "bystander")
         while True:
             fresh = [rule_id for rule_id in plan.counted if rule_id not in taken]

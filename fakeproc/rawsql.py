@@ -77,6 +77,8 @@ def _jsonb(value: Any) -> Any:
 
 
 def _naive_utc(moment: datetime) -> datetime:
+    if moment.tzinfo is timezone.utc:
+        return moment.replace(tzinfo=None)
     if moment.tzinfo is not None:
         moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
     return moment

@@ -48,7 +48,8 @@ def gunicorn_options(host: str, port: int, workers: int, cert: str | None, key: 
         "forwarded_allow_ips": "",
         "proc_name": "fakeproc",
         "post_request": _yield_after_request,
-        "post_fork": _accept_one_at_a_time,
+        "post_fork": _balance_connections,
+        "reuse_port": True,
         # Several servers may run side by side (tests, one per port): no shared control socket.
         "control_socket_disable": True,
     }
@@ -65,12 +66,20 @@ def _yield_after_request(worker: Any, request: Any, environ: Any, response: Any)
     gevent.sleep(0)
 
 
-def _accept_one_at_a_time(server: Any, worker: Any) -> None:
-    # gevent accepts up to 100 waiting connections per wake-up, so the first worker to wake
-    # takes a whole burst of keep-alive connections and the others idle: take one at a time.
+def _balance_connections(server: Any, worker: Any) -> None:
+    """Spread connections over the workers.
+
+    Workers sharing one listening socket do not share its connections fairly: the first to
+    wake takes a whole burst of keep-alive connections while the others idle. Each worker
+    therefore also listens on a socket of its own on the same port (SO_REUSEPORT), among which
+    the kernel spreads new connections, and accepts one connection per wake-up."""
     import gevent.baseserver
+    from gunicorn import sock
 
     gevent.baseserver.BaseServer.max_accept = 1
+    own = [type(listener)(listener.cfg_addr, worker.cfg, worker.log)
+           for listener in worker.sockets if isinstance(listener, sock.TCPSocket)]
+    worker.sockets.extend(own)
 
 
 def default_workers() -> int:
