@@ -108,11 +108,16 @@ def app_config(db_path: Path) -> dict[str, Any]:
 
 
 @pytest.fixture
-def make_app(db_path: Path) -> Iterator[Callable[..., Any]]:
+def make_app(db_path: Path, template_db: Path) -> Iterator[Callable[..., Any]]:
+    """Build apps on the test's store, or with `fresh=True` each on a new copy of it."""
     apps = []
 
-    def build(**config: Any):
-        settings = {"DATABASE_URL": f"sqlite:///{db_path}", "AUTO_MIGRATE": False,
+    def build(fresh: bool = False, **config: Any):
+        path = db_path
+        if fresh:
+            path = db_path.with_name(f"fresh-{len(apps)}.db")
+            shutil.copy(template_db, path)
+        settings = {"DATABASE_URL": f"sqlite:///{path}", "AUTO_MIGRATE": False,
                     "TIME_SCALE": TEST_SCALE, "TESTING": True, **config}
         built = create_app(settings)
         apps.append(built)
@@ -212,6 +217,10 @@ class ServeGroup:
         return [process.wait_ready() for process in batch]
 
     def stop(self) -> None:
+        # Ask them all first: each takes a moment to shut down, so they do it together.
+        for process in self.started:
+            if process.process.poll() is None:
+                process.process.terminate()
         for process in self.started:
             process.stop()
 

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-from conftest import (TEST_SCALE, LiveServer, ServeGroup, ServeProcess, card_payload,
+from conftest import (TEST_SCALE, ServeGroup, ServeProcess, card_payload,
                       make_postgres_database, post_concurrently)
 
 pytestmark = pytest.mark.slow
@@ -579,8 +579,6 @@ def two_processes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
     try:
         yield group(url, count=2)
     finally:
-        for process in group.started:  # stop both at once: each takes ~2 s to shut down
-            process.process.terminate()
         group.stop()
         if drop:
             drop()

@@ -11,18 +11,14 @@ from __future__ import annotations
 import base64
 import json
 import re
-import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-from conftest import TEST_SCALE, ach_payload, card_payload
+from conftest import ach_payload, card_payload
 
-from fakeproc import create_app
-from fakeproc.models import db
 
 ID_PATTERNS = {"charge_id": re.compile(r"^ch_[0-9a-f]{32}$"),
                "token_id": re.compile(r"^tok_[0-9a-f]{32}$")}
@@ -719,23 +715,9 @@ def test_ids_are_unique(client):
 
 
 @pytest.fixture
-def fresh_store(tmp_path: Path, template_db: Path) -> Iterator[Callable[..., Any]]:
+def fresh_store(make_app: Callable[..., Any]) -> Callable[..., Any]:
     """Build apps, each on its own fresh copy of the migrated store."""
-    built = []
-
-    def build(**config: Any):
-        path = tmp_path / f"store-{len(built)}.db"
-        shutil.copy(template_db, path)
-        settings = {"DATABASE_URL": f"sqlite:///{path}", "AUTO_MIGRATE": False,
-                    "TIME_SCALE": TEST_SCALE, "TESTING": True, **config}
-        app = create_app(settings)
-        built.append(app)
-        return app
-
-    yield build
-    for app in built:
-        with app.app_context():
-            db.engine.dispose()
+    return lambda **config: make_app(fresh=True, **config)
 
 
 SEEDED_TRAFFIC = ["seed-tx-1", "seed-tx-2", "seed-tx-3"]
