@@ -195,15 +195,22 @@ def close_attempt(attempt_pk: int, transaction_pk: int, values: dict[str, Any],
 def refresh_flags(transaction_pk: int) -> None:
     """Orphaned: charged, no attempt still open, none answered in time with the outcome.
     Undecided and unclaimed: in flight while an attempt is open, else failed."""
-    attempts = select(A.c.id).where(A.c.transaction_pk == transaction_pk)
+    connection().execute(_REFRESH, {"pk": transaction_pk})
+
+
+def _refresh_statement():
+    attempts = select(A.c.id).where(A.c.transaction_pk == T.c.id)
     still_open = exists(attempts.where(A.c.delivery.is_(None)))
     heard = exists(attempts.where(A.c.delivery == "response", A.c.late.is_(False),
                                   A.c.intact.is_(True)))
-    connection().execute(update(T).where(T.c.id == transaction_pk).values(
+    return update(T).where(T.c.id == bindparam("pk")).values(
         orphaned=and_(T.c.status == "succeeded", ~still_open, ~heard),
         status=case((T.c.settled_at.is_not(None), T.c.status),
                     (T.c.settle_by.is_not(None), literal("in_flight")),
-                    (still_open, literal("in_flight")), else_=literal("failed"))))
+                    (still_open, literal("in_flight")), else_=literal("failed")))
+
+
+_REFRESH = _refresh_statement()
 
 
 def state(transaction_pk: int) -> State:
