@@ -3,6 +3,7 @@ in a thread, `fakeproc serve` processes, and PostgreSQL databases when one is co
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -249,6 +250,28 @@ def make_postgres_database() -> tuple[str, Callable[[], None]]:
         admin.dispose()
 
     return make_url(base).set(database=name).render_as_string(hide_password=False), drop
+
+
+@contextlib.contextmanager
+def two_serve_processes(backend: str, log_dir: Path,
+                        template: Path | None = None) -> Iterator[list[ServeProcess]]:
+    """Two `fakeproc serve` processes started together on one database: a new SQLite file
+    (a copy of `template` when given) or a new PostgreSQL database, dropped afterwards."""
+    drop = None
+    if backend == "sqlite":
+        database = log_dir / "shared.db"
+        if template is not None:
+            shutil.copy(template, database)
+        url = f"sqlite:///{database}"
+    else:
+        url, drop = make_postgres_database()
+    group = ServeGroup(log_dir)
+    try:
+        yield group(url, count=2)
+    finally:
+        group.stop()
+        if drop:
+            drop()
 
 
 @pytest.fixture

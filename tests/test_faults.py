@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-from conftest import (TEST_SCALE, ServeGroup, ServeProcess, card_payload,
-                      make_postgres_database, post_concurrently)
+from conftest import (two_serve_processes, TEST_SCALE, ServeGroup, ServeProcess, card_payload,
+                      post_concurrently)
 
 pytestmark = pytest.mark.slow
 
@@ -568,20 +568,8 @@ def two_processes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
                   template_db: Path) -> Iterator[list[ServeProcess]]:
     """Two `fakeproc serve` processes sharing one database."""
     log_dir = tmp_path_factory.mktemp(f"two-{request.param}")
-    drop = None
-    if request.param == "sqlite":
-        database = log_dir / "shared.db"
-        shutil.copy(template_db, database)
-        url = f"sqlite:///{database}"
-    else:
-        url, drop = make_postgres_database()
-    group = ServeGroup(log_dir)
-    try:
-        yield group(url, count=2)
-    finally:
-        group.stop()
-        if drop:
-            drop()
+    with two_serve_processes(request.param, log_dir, template_db) as processes:
+        yield processes
 
 
 def _next_3(bases: list[str], rules: Rules, rule: dict[str, Any]) -> tuple[int, list, list]:

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from conftest import ServeGroup, card_payload, make_postgres_database, post_concurrently
+from conftest import card_payload, post_concurrently, two_serve_processes
 
 pytestmark = pytest.mark.slow
 
@@ -20,19 +20,8 @@ BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 def two_servers(request, tmp_path_factory):
     """Two `fakeproc serve` processes started together on one new database: the migration
     lock must let exactly one of them build the schema."""
-    log_dir = tmp_path_factory.mktemp(request.param)
-    drop = None
-    if request.param == "sqlite":
-        url = f"sqlite:///{log_dir / 'shared.db'}"
-    else:
-        url, drop = make_postgres_database()
-    group = ServeGroup(log_dir)
-    try:
-        yield group(url, count=2)
-    finally:
-        group.stop()
-        if drop:
-            drop()
+    with two_serve_processes(request.param, tmp_path_factory.mktemp(request.param)) as pair:
+        yield pair
 
 
 def test_both_processes_start_on_a_new_database(two_servers):
