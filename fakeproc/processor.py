@@ -62,14 +62,15 @@ class Processor:
         self.clock, self.ids, self.fingerprints = clock, ids, fingerprints
         self.waiters, self.rulebook, self.poll_max = waiters, rulebook, poll_max
 
-    def handle(self, request: PaymentRequest, connector: ConnectorSettings,
-               client: Client) -> Delivery:
+    def handle(self, request: PaymentRequest, connector: ConnectorSettings, client: Client,
+               received_at: datetime | None = None) -> Delivery:
+        """Answer one attempt; `received_at` is when it arrived, if the server knows better
+        than now."""
         with unit.unit():
-            return self._handle(request, connector, client)
+            return self._handle(request, connector, client, received_at or self.clock.now())
 
     def _handle(self, request: PaymentRequest, connector: ConnectorSettings,
-                client: Client) -> Delivery:
-        received_at = self.clock.now()
+                client: Client, received_at: datetime) -> Delivery:
         first = self._plan(request, connector, 1, deciding=True)
         quick = None
         if first.decides and first.delay is None and first.fault is None and not first.counted:
@@ -179,8 +180,12 @@ class Processor:
         return self._deliver(attempt, self._outcome_now(attempt))
 
     def _later(self, attempt: _Attempt) -> Delivery:
-        """Sleep out a delay, decide or wait for the decision, then hang if asked to."""
-        self.clock.sleep(attempt.plan.delay or 0.0)
+        """Sleep out a delay, decide or wait for the decision, then hang if asked to.
+
+        Both are counted from the request's arrival, not from the end of its intake: a client
+        sees the configured delay even when a burst of requests queued in front of fakeproc."""
+        delay_ends = self.clock.after(attempt.received_at, attempt.plan.delay or 0.0)
+        self.clock.sleep_until(delay_ends)
         if attempt.role == "waiter":
             settlement = self._await_settlement(attempt)
         else:
@@ -188,7 +193,7 @@ class Processor:
         if attempt.plan.fault and attempt.plan.fault.kind == "hang":
             store.release()
             self.waiters.notify(attempt.registered.transaction_pk)
-            self.clock.sleep(attempt.plan.fault.seconds)
+            self.clock.sleep_until(self.clock.after(delay_ends, attempt.plan.fault.seconds))
         return self._deliver(attempt, settlement)
 
     def _outcome_now(self, attempt: _Attempt) -> Settlement | None:

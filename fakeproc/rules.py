@@ -16,13 +16,14 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import bindparam, delete, or_, select, update
 
 from . import unit, versions
 from .errors import NotFound
 from .faults import NOTHING, Plan, outcome_from, plan_from_action
 from .models import Rule, db
 from .paging import Page, keyset_page
+from .rawsql import RawStatement
 from .schemas import RuleCreate, RuleMatch, RuleUpdate
 from .security import Fingerprinter
 from .wire import PaymentRequest
@@ -143,25 +144,31 @@ class RuleBook:
         return random.Random(key).random() < rule.probability
 
 
+_RULES = Rule.__table__
+# Built once: the charge path runs these on every firing of a rule.
+_CONSUME = RawStatement(
+    update(_RULES).where(_RULES.c.id == bindparam("rule_id"), _RULES.c.enabled.is_(True),
+                         _RULES.c.remaining > 0)
+    .values(remaining=_RULES.c.remaining - 1, fired=_RULES.c.fired + 1)
+    .returning(_RULES.c.remaining), ("rule_id",))
+_COUNT = RawStatement(update(_RULES).where(_RULES.c.id == bindparam("rule_id"))
+                      .values(fired=_RULES.c.fired + 1), ("rule_id",))
+
+
 def consume(rule_id: int) -> bool:
     """Use one of a counted rule's remaining firings; False when another request took the last."""
-    left = unit.connection().execute(
-        update(Rule).where(Rule.id == rule_id, Rule.enabled.is_(True), Rule.remaining > 0)
-        .values(remaining=Rule.remaining - 1, fired=Rule.fired + 1)
-        .returning(Rule.remaining)).scalar()
-    if left is None:
+    row = _CONSUME.execute(unit.writer(), {"rule_id": rule_id}).fetchone()
+    if row is None:
         return False
-    if left == 0:
+    if row[0] == 0:
         versions.bump()
     return True
 
 
 def count_firing(rule_ids: Iterable[int]) -> None:
     """Count firings of rules without a `remaining` limit."""
-    ids = list(rule_ids)
-    if ids:
-        unit.connection().execute(update(Rule).where(Rule.id.in_(ids))
-                                  .values(fired=Rule.fired + 1))
+    for rule_id in sorted(rule_ids):
+        _COUNT.execute(unit.writer(), {"rule_id": rule_id})
 
 
 # -- the control API's side ------------------------------------------------------------------

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+
+from .web.transport import ARRIVED
 
 
 class Server(BaseApplication):
@@ -26,7 +29,26 @@ class Server(BaseApplication):
         from . import create_app
 
         # The master migrated the schema before forking; workers must not race to do it again.
-        return create_app({**self.app_config, "AUTO_MIGRATE": False})
+        return Arrivals(create_app({**self.app_config, "AUTO_MIGRATE": False}))
+
+
+class Arrivals:
+    """WSGI middleware: stamp each request's arrival, then let the other requests that are
+    ready do the same before any of them is processed.
+
+    Under gevent a request runs until it waits for something, so in a burst of hundreds the
+    last would otherwise be stamped only after all the others' processing: its delay would
+    start late and its `received_at` would not say when it came."""
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        import gevent
+
+        environ[ARRIVED] = datetime.now(timezone.utc)
+        gevent.sleep(0)
+        return self.app(environ, start_response)
 
 
 def gunicorn_options(host: str, port: int, workers: int, cert: str | None, key: str | None,

@@ -81,6 +81,10 @@ def connection() -> Connection:
     return unit.connection()
 
 
+def writer() -> Connection:
+    return unit.writer()
+
+
 TRANSACTION_KEYS = (
     "connector", "transaction_id", "method", "payment_method", "status", "result_id",
     "error_code", "error_message", "response_status", "response_body", "amount_millis",
@@ -139,7 +143,7 @@ def register(values: dict[str, Any], settlement: Settlement | None,
     if settlement is not None:
         values.update(settlement.values(), settled_at=values["created_at"],
                       issued_count=int(settlement.result_id is not None))
-    conn = connection()
+    conn = writer()
     pk, number = _register_statement(conn.dialect.name).execute(conn, values).fetchone()
     if number == 1:
         return Registered(pk, 1, True, None, None, settlement, claim_until is not None)
@@ -153,38 +157,38 @@ def register(values: dict[str, Any], settlement: Settlement | None,
 
 
 def record_attempt(values: dict[str, Any]) -> int:
-    return _RECORD.execute(connection(), values).fetchone()[0]
+    return _RECORD.execute(writer(), values).fetchone()[0]
 
 
 def claim(transaction_pk: int, deadline: datetime) -> bool:
     """Take the right to decide an undecided transaction, unless another attempt holds it."""
-    return connection().execute(_CLAIM, {"pk": transaction_pk, "deadline": deadline}) \
+    return writer().execute(_CLAIM, {"pk": transaction_pk, "deadline": deadline}) \
         .scalar() is not None
 
 
 def unclaim(transaction_pk: int) -> None:
-    connection().execute(_UNCLAIM, {"pk": transaction_pk})
+    writer().execute(_UNCLAIM, {"pk": transaction_pk})
 
 
 def settle(transaction_pk: int, settlement: Settlement, settled_at: datetime) -> None:
-    connection().execute(_SETTLE, {"pk": transaction_pk, **settlement.values(),
+    writer().execute(_SETTLE, {"pk": transaction_pk, **settlement.values(),
                                    "settled_at": settled_at,
                                    "issued": int(settlement.result_id is not None)})
 
 
 def count_issue(transaction_pk: int) -> int:
     """One more charge or token issued for a transaction (reprocess); returns the new count."""
-    return connection().execute(_COUNT_ISSUE, {"pk": transaction_pk}).scalar_one()
+    return writer().execute(_COUNT_ISSUE, {"pk": transaction_pk}).scalar_one()
 
 
 def flag_violation(transaction_pk: int) -> None:
-    connection().execute(_FLAG_VIOLATION, {"pk": transaction_pk})
+    writer().execute(_FLAG_VIOLATION, {"pk": transaction_pk})
 
 
 def close_attempt(attempt_pk: int, transaction_pk: int, values: dict[str, Any],
                   refresh: bool) -> None:
     """Record how an attempt ended; re-derive the transaction's flags when they may move."""
-    conn = connection()
+    conn = writer()
     if refresh:
         conn.execute(_LOCK, {"pk": transaction_pk})
     conn.execute(_CLOSE, {"attempt_pk": attempt_pk, **values})
@@ -195,7 +199,7 @@ def close_attempt(attempt_pk: int, transaction_pk: int, values: dict[str, Any],
 def refresh_flags(transaction_pk: int) -> None:
     """Orphaned: charged, no attempt still open, none answered in time with the outcome.
     Undecided and unclaimed: in flight while an attempt is open, else failed."""
-    connection().execute(_REFRESH, {"pk": transaction_pk})
+    writer().execute(_REFRESH, {"pk": transaction_pk})
 
 
 def _refresh_statement():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,16 @@ class Clock:
 
     def scaled(self, seconds: float) -> float:
         return seconds * self.scale
+
+    def after(self, moment: datetime, seconds: float) -> datetime:
+        """The moment `seconds` of configured time after `moment`."""
+        return moment + timedelta(seconds=self.scaled(seconds))
+
+    def sleep_until(self, moment: datetime) -> None:
+        """Sleep until `moment` (cooperatively under gevent); at once if it has passed."""
+        seconds = (moment - self.now()).total_seconds()
+        if seconds > 0:
+            time.sleep(seconds)
 
     def sleep(self, seconds: float) -> None:
         """Sleep `seconds` of configured time (cooperatively under gevent)."""

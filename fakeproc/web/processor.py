@@ -10,7 +10,7 @@ from .. import connectors, unit, wire
 from ..processor import Client
 from ..runtime import runtime
 from .errors import processor_error
-from .transport import to_response
+from .transport import ARRIVED, to_response
 
 bp = Blueprint("processor", __name__)
 
@@ -49,7 +49,8 @@ def _receive(connector: str | None, path_method: str | None):
         return response
     payment = wire.parse(_body(), path_method)
     client = Client(request.remote_addr, request.headers.get("User-Agent"))
-    return to_response(runtime().processor.handle(payment, settings, client))
+    return to_response(runtime().processor.handle(payment, settings, client,
+                                                  request.environ.get(ARRIVED)))
 
 
 def _body() -> bytes:

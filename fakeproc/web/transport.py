@@ -18,6 +18,8 @@ from flask import Response, request
 from ..delivery import Delivery
 
 HANDLED = "fakeproc.connection_handled"
+# When the server read the request (an aware UTC datetime), if it stamps arrivals itself.
+ARRIVED = "fakeproc.received_at"
 _SOCKET_KEYS = ("gunicorn.socket", "werkzeug.socket")
 
 
