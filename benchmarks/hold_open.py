@@ -306,6 +306,77 @@ class HoldGroup:
                     connection.transport.abort()
 
 
+class RemoteHoldGroup:
+    """A HoldGroup run in a process of its own.
+
+    The fresh load times each request from its *scheduled* send. Sharing its event loop with
+    the held group would charge the server for the client's own stalls: opening 500
+    connections at once, and reading 500 answers that arrive together, each keep that loop
+    busy for tens of milliseconds."""
+
+    def __init__(self, port: int, prefix: str, count: int, hold_for: float):
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        self._pipe, child_end = context.Pipe()
+        self.process = context.Process(target=_hold_in_child,
+                                       args=(port, prefix, count, hold_for, child_end),
+                                       daemon=True)
+        self.process.start()
+        child_end.close()
+        if self._pipe.recv() != "ready":
+            raise RuntimeError("the held-request process did not start")
+        self.held: list[Held] = []
+        self.max_open = 0
+        self.open_at_first_end: int | None = None
+        self.first_sent_at = self.all_sent_at = 0.0
+        self._done: asyncio.Future | None = None
+
+    async def open_all(self) -> None:
+        self._pipe.send("go")
+        self._done = asyncio.ensure_future(asyncio.to_thread(self._follow))
+        while not self.all_sent_at and not self._done.done():
+            await asyncio.sleep(0.005)
+
+    def _follow(self) -> None:
+        while True:
+            kind, payload = self._pipe.recv()
+            if kind == "sent":
+                self.first_sent_at, self.all_sent_at = payload
+            elif kind == "first_end":
+                self.open_at_first_end = payload
+            else:
+                self.held, self.max_open, self.open_at_first_end = payload
+                return
+
+    async def wait(self, deadline: float) -> None:
+        await self._done
+        await asyncio.to_thread(self.process.join, 5)
+
+
+def _hold_in_child(port: int, prefix: str, count: int, hold_for: float, pipe) -> None:
+    async def run() -> None:
+        group = HoldGroup(port, prefix, count)
+        pipe.send("ready")
+        await asyncio.to_thread(pipe.recv)  # "go"
+        deadline = time.perf_counter() + hold_for
+        ended = group.ended
+
+        def report_first(connection: _HeldConnection) -> None:
+            first = group.open_at_first_end is None
+            ended(connection)
+            if first and group.open_at_first_end is not None:
+                pipe.send(("first_end", group.open_at_first_end))
+
+        group.ended = report_first
+        await group.open_all()
+        pipe.send(("sent", (group.first_sent_at, group.all_sent_at)))
+        await group.wait(deadline)
+        pipe.send(("done", (group.held, group.max_open, group.open_at_first_end)))
+
+    asyncio.run(run())
+
+
 # -- server-side figures -------------------------------------------------------------------------
 
 def rss_kib(root: int) -> tuple[int, list[tuple[int, int, int]]]:
@@ -470,7 +541,8 @@ async def run_phase(kind: str, name: str, seconds: float, server: ServerProcess,
     try:
         await asyncio.sleep(settle)  # connections open, fresh load at its steady rate
         phase.rss_before_kib, phase.rss_before_each = rss_kib(master)
-        group = HoldGroup(port, held_prefix, args.held)
+        group = await asyncio.to_thread(RemoteHoldGroup, port, held_prefix, args.held,
+                                        seconds + args.held_timeout)
         cpu_before = (time.perf_counter(), tree_cpu(master), self_cpu(), *machine_cpu())
         window_start = time.perf_counter()
         phase.start, phase.start_wall = window_start, time.time()

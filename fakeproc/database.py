@@ -15,7 +15,7 @@ from flask import Flask
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
 
-from . import connectors
+from . import connectors, turns
 from .config import PACKAGE_DIR
 from .runtime import runtime
 
@@ -40,7 +40,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # sync the file) come every 10,000 pages rather than 1,000: each charge writes a few pages.
     if isinstance(dbapi_connection, sqlite3.Connection):
         cursor = dbapi_connection.cursor()
-        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=30000",
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL",
+                       f"busy_timeout={turns.LOCK_TIMEOUT * 1000:.0f}",
                        "foreign_keys=ON", "wal_autocheckpoint=10000", "cache_size=-32000",
                        "mmap_size=268435456"):
             cursor.execute(f"PRAGMA {pragma}")

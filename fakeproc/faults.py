@@ -52,6 +52,11 @@ class Plan:
         """Whether an attempt following this plan may decide the transaction's outcome."""
         return self.fault is None or self.fault.charge
 
+    @property
+    def holds(self) -> bool:
+        """Whether an attempt following this plan is held for a while (delay or hang)."""
+        return bool(self.delay) or (self.fault is not None and self.fault.kind == "hang")
+
     def merged(self, other: Plan) -> Plan:
         """This plan, completed by `other` where this one is silent."""
         take_delivery = not self.delivery_set and other.delivery_set

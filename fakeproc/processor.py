@@ -37,6 +37,10 @@ _KINDS = {"bystander": "fault"}
 # stop waiting for it (configured seconds, scaled like everything else).
 SETTLE_GRACE_SECONDS = 30.0
 
+# A held request does the writes that end it this much ahead of its due time (real seconds).
+AHEAD_FRACTION = 0.05
+AHEAD_MAX_SECONDS = 0.5
+
 
 @dataclass(frozen=True)
 class Client:
@@ -77,6 +81,8 @@ class Processor:
             quick = self._settlement(request, connector, first.outcome, ordinal=1)
         claim_until = self._deadline(received_at, first) if quick is None and first.decides \
             else None
+        if first.holds:
+            unit.be_patient()  # it will be held for seconds: prompt requests may write first
         registered = store.register(self._transaction_values(request, connector, received_at),
                                     quick, claim_until)
         if registered.number > 1:
@@ -95,9 +101,10 @@ class Processor:
             self.waiters.notify(registered.transaction_pk)
             return result
         store.release()
-        result = self._later(attempt)
-        self._close(attempt, attempt_pk, result)
+        result, due = self._later(attempt)
+        self._close(attempt, attempt_pk, result, due)
         self.waiters.notify(registered.transaction_pk)
+        self.clock.sleep_until(due)
         return result
 
     # -- roles and plans --------------------------------------------------------------------
@@ -172,29 +179,35 @@ class Processor:
     def _immediate(self, attempt: _Attempt) -> Delivery | None:
         """The delivery when it needs no waiting, else None and the attempt stays open."""
         plan, registered = attempt.plan, attempt.registered
-        if attempt.role == "waiter" or plan.delay or (plan.fault and plan.fault.kind == "hang"):
+        if attempt.role == "waiter" or plan.holds:
             return None
         if attempt.role == "mismatch":
             store.flag_violation(registered.transaction_pk)
             return self._deliver(attempt, self._mismatch(attempt))
         return self._deliver(attempt, self._outcome_now(attempt))
 
-    def _later(self, attempt: _Attempt) -> Delivery:
-        """Sleep out a delay, decide or wait for the decision, then hang if asked to.
+    def _later(self, attempt: _Attempt) -> tuple[Delivery, datetime]:
+        """Sleep out a delay, decide or wait for the decision, then hang if asked to; returns
+        the delivery and when it is due.
 
-        Both are counted from the request's arrival, not from the end of its intake: a client
-        sees the configured delay even when a burst of requests queued in front of fakeproc."""
-        delay_ends = self.clock.after(attempt.received_at, attempt.plan.delay or 0.0)
-        self.clock.sleep_until(delay_ends)
+        Both count from the request's arrival, not from the end of its intake, and the writes
+        that end a held request are done a little ahead of its due time (`_ahead`): hundreds
+        of held requests that arrived together also end together, and their writes queue."""
+        unit.be_patient()
+        plan = attempt.plan
+        delay_ends = self.clock.after(attempt.received_at, plan.delay or 0.0)
+        self.clock.sleep_until(_ahead(attempt.received_at, delay_ends))
         if attempt.role == "waiter":
             settlement = self._await_settlement(attempt)
         else:
             settlement = self._outcome_now(attempt)
-        if attempt.plan.fault and attempt.plan.fault.kind == "hang":
+        due = delay_ends
+        if plan.fault and plan.fault.kind == "hang":
             store.release()
             self.waiters.notify(attempt.registered.transaction_pk)
-            self.clock.sleep_until(self.clock.after(delay_ends, attempt.plan.fault.seconds))
-        return self._deliver(attempt, settlement)
+            due = self.clock.after(delay_ends, plan.fault.seconds)
+            self.clock.sleep_until(_ahead(delay_ends, due))
+        return self._deliver(attempt, settlement), due
 
     def _outcome_now(self, attempt: _Attempt) -> Settlement | None:
         role, registered, request = attempt.role, attempt.registered, attempt.request
@@ -302,8 +315,9 @@ class Processor:
 
     # -- recording --------------------------------------------------------------------------
 
-    def _close(self, attempt: _Attempt, attempt_pk: int, result: Delivery) -> None:
-        responded_at = self.clock.now()
+    def _close(self, attempt: _Attempt, attempt_pk: int, result: Delivery,
+               due: datetime) -> None:
+        responded_at = max(due, self.clock.now())
         late = self._is_late(attempt, responded_at)
         store.close_attempt(attempt_pk, attempt.registered.transaction_pk,
                             _outcome_values(result, responded_at, late),
@@ -360,6 +374,13 @@ def _outcome_values(result: Delivery, responded_at: datetime, late: bool) -> dic
             "response_body": (result.raw or result.body).decode("utf-8", "replace")
             if result.record == "response" else None,
             "result_id": result.result_id, "late": late, "intact": result.intact}
+
+
+def _ahead(start: datetime, end: datetime) -> datetime:
+    """When to wake for work due at `end` after a wait since `start`: a little early, by a
+    twentieth of the wait and at most half a second, however time is scaled."""
+    lead = min(AHEAD_MAX_SECONDS, (end - start).total_seconds() * AHEAD_FRACTION)
+    return end - timedelta(seconds=max(lead, 0.0))
 
 
 def _millis(request: PaymentRequest) -> int | None:

@@ -7,10 +7,6 @@ inside and outside an attempt asks `connection()` and gets whichever is current.
 
 from __future__ import annotations
 
-import sqlite3
-import threading
-import time
-import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -18,6 +14,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from . import turns
 from .models import db
 
 _current: ContextVar[Unit | None] = ContextVar("fakeproc_unit", default=None)
@@ -28,7 +25,8 @@ class Unit:
 
     def __init__(self) -> None:
         self._connection: Connection | None = None
-        self._turn: threading.Lock | None = None
+        self._turns: turns.Turns | None = None  # while this unit holds a turn to write
+        self.patient = False  # its writes may wait behind other requests' (see turns)
         self.info: dict[str, Any] = {}
 
     def connection(self) -> Connection:
@@ -39,25 +37,24 @@ class Unit:
     def writer(self) -> Connection:
         """The connection, inside a transaction that holds the database's write lock.
 
-        On SQLite the lock is taken up front and waited for cooperatively: SQLite's own busy
-        handler sleeps inside the driver, which would stall every other request of the
-        process (they share one thread under gevent) for up to 100 ms at a time."""
-        if self._turn is None and db.engine.dialect.name == "sqlite":
+        On SQLite the unit first waits for its turn among the process's writers (see
+        `turns`), then takes the lock; it holds both until it commits."""
+        if self._turns is None and db.engine.dialect.name == "sqlite":
             # The turn first, then a connection: writers queued for their turn hold none.
-            turn = _turn_for(db.engine)
-            turn.acquire()
-            self._turn = turn
+            writers = turns.turns_for(db.engine)
+            writers.acquire(self.patient)
+            self._turns = writers
             connection = self.connection()
             if not connection.in_transaction():
                 connection.begin()
-            _lock_for_writing(connection.connection.driver_connection)
+            turns.lock_for_writing(connection.connection.driver_connection)
             return connection
         return self.connection()
 
     def _end_turn(self) -> None:
-        if self._turn is not None:
-            self._turn, turn = None, self._turn
-            turn.release()
+        if self._turns is not None:
+            self._turns, writers = None, self._turns
+            writers.release()
 
     def commit(self) -> None:
         if self._connection is not None:
@@ -106,40 +103,11 @@ def connection() -> Connection:
     return current.connection() if current is not None else db.session.connection()
 
 
-# Writers of one process take turns (first come, first served) before they ask SQLite for the
-# lock, so that only one of them polls for it. Created on first use: under gevent that is after
-# the worker patched `threading`.
-_turns: weakref.WeakKeyDictionary[Any, threading.Lock] = weakref.WeakKeyDictionary()
-
-
-def _turn_for(engine: Any) -> threading.Lock:
-    turn = _turns.get(engine)
-    if turn is None:
-        turn = _turns.setdefault(engine, threading.Lock())
-    return turn
-
-
-# How long a writer waits for SQLite's write lock before giving up, as busy_timeout would.
-WRITE_LOCK_TIMEOUT = 30.0
-
-
-def _lock_for_writing(driver: sqlite3.Connection) -> None:
-    if driver.in_transaction:  # pysqlite opens a transaction only for a write: lock held
-        return
-    driver.execute("PRAGMA busy_timeout=0")
-    try:
-        pause, give_up_at = 0.0001, time.monotonic() + WRITE_LOCK_TIMEOUT
-        while True:
-            try:
-                driver.execute("BEGIN IMMEDIATE")
-                return
-            except sqlite3.OperationalError as error:
-                if "locked" not in str(error) or time.monotonic() > give_up_at:
-                    raise
-            time.sleep(pause)  # a greenlet switch under gevent
-            pause = min(pause * 2, 0.0005)
-    finally:
-        driver.execute("PRAGMA busy_timeout=30000")
+def be_patient(patient: bool = True) -> None:
+    """Let the current unit's writes wait behind prompt ones (a request held for seconds)."""
+    current = _current.get()
+    if current is not None:
+        current.patient = patient
 
 
 def writer() -> Connection:
