@@ -322,7 +322,7 @@ class Processor:
         store.close_attempt(attempt_pk, attempt.registered.transaction_pk,
                             _outcome_values(result, responded_at, late),
                             refresh=self._needs_refresh(attempt, result, late))
-        store.commit()
+        store.release()  # the attempt may still wait for its due time: hold no connection
 
     def _needs_refresh(self, attempt: _Attempt, result: Delivery, late: bool) -> bool:
         """Whether the orphan flag or an undecided status can move with this attempt."""
