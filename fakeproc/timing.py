@@ -28,8 +28,3 @@ class Clock:
         seconds = (moment - self.now()).total_seconds()
         if seconds > 0:
             time.sleep(seconds)
-
-    def sleep(self, seconds: float) -> None:
-        """Sleep `seconds` of configured time (cooperatively under gevent)."""
-        if seconds > 0:
-            time.sleep(self.scaled(seconds))
