@@ -4,11 +4,15 @@ and hangs cost a greenlet each while other requests are answered at once."""
 from __future__ import annotations
 
 import os
+import socket
+import ssl
+import struct
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.workers.ggevent import GeventWorker
 
 from .web.transport import ARRIVED
 
@@ -36,9 +40,10 @@ class Arrivals:
     """WSGI middleware: stamp each request's arrival, then let the other requests that are
     ready do the same before any of them is processed.
 
-    Under gevent a request runs until it waits for something, so in a burst of hundreds the
-    last would otherwise be stamped only after all the others' processing: its delay would
-    start late and its `received_at` would not say when it came."""
+    The stamp is the moment the kernel received the request's first bytes when the socket
+    can tell (`StampedSocket`), otherwise the moment the request reached the app. In a burst
+    of hundreds, the server reads the last request well after it came; counting its delay
+    from the kernel's time keeps the answer due when the client expects it."""
 
     def __init__(self, app: Any):
         self.app = app
@@ -46,9 +51,66 @@ class Arrivals:
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         import gevent
 
-        environ[ARRIVED] = datetime.now(timezone.utc)
+        now = datetime.now(timezone.utc)
+        client = environ.get("gunicorn.socket")
+        kernel = client.take_arrival() if isinstance(client, StampedSocket) else None
+        environ[ARRIVED] = min(kernel, now) if kernel else now
         gevent.sleep(0)
         return self.app(environ, start_response)
+
+
+# Linux: the receive time of a packet, as a timespec in a control message of recvmsg().
+_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+_TIMESPEC = struct.Struct("@qq")
+_CONTROL_SPACE = socket.CMSG_SPACE(_TIMESPEC.size)
+
+
+class StampedSocket:
+    """A client socket that remembers when the kernel received the bytes of the next request:
+    the receive timestamp of the first read since the last `take_arrival()`.
+
+    Everything but `recv` is the wrapped socket's own."""
+
+    __slots__ = ("_socket", "_arrived")
+
+    def __init__(self, client: socket.socket):
+        self._socket = client
+        self._arrived: datetime | None = None
+        client.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+
+    def recv(self, size: int) -> bytes:
+        data, control, _flags, _address = self._socket.recvmsg(size, _CONTROL_SPACE)
+        if self._arrived is None:
+            self._arrived = _receive_time(control)
+        return data
+
+    def take_arrival(self) -> datetime | None:
+        arrived, self._arrived = self._arrived, None
+        return arrived
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._socket, name)
+
+
+def _receive_time(control: list[tuple[int, int, bytes]]) -> datetime | None:
+    for level, kind, data in control:
+        if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS \
+                and len(data) >= _TIMESPEC.size:
+            seconds, nanoseconds = _TIMESPEC.unpack_from(data)
+            return datetime.fromtimestamp(seconds + nanoseconds / 1e9, timezone.utc)
+    return None
+
+
+class Worker(GeventWorker):
+    """gunicorn's gevent worker, reading plain-HTTP connections through `StampedSocket`."""
+
+    def handle(self, listener: Any, client: Any, addr: Any) -> None:
+        if not isinstance(client, ssl.SSLSocket):
+            try:
+                client = StampedSocket(client)
+            except OSError:  # no receive timestamps here: stamp on arrival in the app
+                pass
+        super().handle(listener, client, addr)
 
 
 def gunicorn_options(host: str, port: int, workers: int, cert: str | None, key: str | None,
@@ -57,7 +119,7 @@ def gunicorn_options(host: str, port: int, workers: int, cert: str | None, key: 
     options: dict[str, Any] = {
         "bind": [bind],
         "workers": workers,
-        "worker_class": "gevent",
+        "worker_class": Worker,
         # Each held request (delay, hang, in-flight wait) is one greenlet on one connection.
         "worker_connections": 2000,
         "keepalive": 5,
@@ -69,7 +131,7 @@ def gunicorn_options(host: str, port: int, workers: int, cert: str | None, key: 
         # X-Forwarded-* is honoured only by fakeproc's own --behind-proxy switch.
         "forwarded_allow_ips": "",
         "proc_name": "fakeproc",
-        "post_request": _yield_after_request,
+        "post_request": _after_request,
         "post_fork": _balance_connections,
         "reuse_port": True,
         # Several servers may run side by side (tests, one per port): no shared control socket.
@@ -80,11 +142,15 @@ def gunicorn_options(host: str, port: int, workers: int, cert: str | None, key: 
     return options
 
 
-def _yield_after_request(worker: Any, request: Any, environ: Any, response: Any) -> None:
-    # A gevent socket whose next request is already buffered does not yield, so one busy
-    # keep-alive connection could be served again and again while others wait: yield here.
+def _after_request(worker: Any, request: Any, environ: Any, response: Any) -> None:
     import gevent
 
+    # Reads of this request's body must not pass for the next request's arrival.
+    client = environ.get("gunicorn.socket")
+    if isinstance(client, StampedSocket):
+        client.take_arrival()
+    # A gevent socket whose next request is already buffered does not yield, so one busy
+    # keep-alive connection could be served again and again while others wait: yield here.
     gevent.sleep(0)
 
 
@@ -102,6 +168,13 @@ def _balance_connections(server: Any, worker: Any) -> None:
     own = [type(listener)(listener.cfg_addr, worker.cfg, worker.log)
            for listener in worker.sockets if isinstance(listener, sock.TCPSocket)]
     worker.sockets.extend(own)
+    # Have the kernel time-stamp received packets from now on (see StampedSocket); a
+    # connection's own switch is set only once it is accepted, after its first bytes came.
+    for listener in own:
+        try:
+            listener.sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+        except OSError:
+            pass
 
 
 def default_workers() -> int:

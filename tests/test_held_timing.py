@@ -3,6 +3,8 @@ stamped it, and the writes of a process queue with prompt requests ahead of held
 
 from __future__ import annotations
 
+import json
+import socket
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -72,6 +74,58 @@ def test_an_undelayed_charge_is_stamped_on_arrival_too(client):
     attempt = _attempt(client, body["transaction_id"])
     assert _moment(attempt["received_at"]) == arrived
     assert attempt["late"] is False  # 50 ms is within the 100 ms timeout
+
+
+# -- arrival stamps under `fakeproc serve` ---------------------------------------------------
+
+SPLIT_PAUSE = 0.2  # between a request's first bytes and the rest of it
+
+
+def _send_in_two_parts(connection: socket.socket, body: dict[str, Any]) -> datetime:
+    """Send a charge whose request line goes out SPLIT_PAUSE before its headers and body, as
+    a client's request does when it waits in a queue in front of the app; returns when the
+    first bytes were sent."""
+    payload = json.dumps(body).encode()
+    sent = datetime.now(timezone.utc)
+    connection.sendall(b"POST / HTTP/1.1\r\n")
+    time.sleep(SPLIT_PAUSE)
+    connection.sendall(b"Host: fakeproc\r\nContent-Type: application/json\r\n"
+                       b"Content-Length: %d\r\n\r\n%s" % (len(payload), payload))
+    return sent
+
+
+def _read_answer(connection: socket.socket) -> bytes:
+    answer = b""
+    while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+        chunk = connection.recv(65536)
+        assert chunk, answer
+        answer += chunk
+    return answer
+
+
+def test_serve_stamps_each_request_when_its_first_bytes_reached_the_server(serve, tmp_path):
+    """`received_at` is when the kernel received a request's first bytes, not when the app got
+    to it: on a new connection, and for the next request on the same keep-alive one."""
+    (server,) = serve(f"sqlite:///{tmp_path / 'stamps.db'}")
+    bodies = [card_payload(), card_payload()]
+    sent = []
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as connection:
+        for body in bodies:
+            sent.append(_send_in_two_parts(connection, body))
+            assert b" 200 OK" in _read_answer(connection).split(b"\r\n", 1)[0]
+    for body, first_bytes in zip(bodies, sent):
+        record = json.loads(_get(f"{server.url}/api/transactions/{body['transaction_id']}"))
+        stamp = _moment(record["attempts"][0]["received_at"])
+        assert first_bytes <= stamp < first_bytes + timedelta(seconds=SPLIT_PAUSE / 2), (
+            first_bytes, stamp)
+
+
+def _get(url: str) -> bytes:
+    import requests
+
+    response = requests.get(url, timeout=30)
+    assert response.ok, response.text
+    return response.content
 
 
 # -- turns -----------------------------------------------------------------------------------
