@@ -17,7 +17,8 @@ __all__ = ["create_app"]
 
 # Settings that are text whatever they look like: Flask's from_prefixed_env JSON-decodes every
 # value, so FAKEPROC_SEED=42 would arrive as the int 42 and FAKEPROC_PASSWORD=true as True.
-_TEXT_SETTINGS = ("DATABASE_URL", "SEED", "USERNAME", "PASSWORD", "ADMIN_TOKEN", "ADMIN_PASSWORD")
+_TEXT_SETTINGS = ("DATABASE_URL", "SEED", "USERNAME", "PASSWORD", "ADMIN_TOKEN", "ADMIN_PASSWORD",
+                  "SECRET_KEY")
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:

@@ -36,3 +36,10 @@ class Defaults:
     # How often a retry waiting on an in-flight attempt in another process looks at the database
     # (seconds, real time; an in-process wait is woken at once).
     INFLIGHT_POLL_MAX = 0.25
+    # Signs admin sessions and CSRF tokens; unset, each store makes and keeps its own.
+    SECRET_KEY: str | None = None
+    # How often the dashboard fetches new transactions (seconds).
+    ADMIN_REFRESH_SECONDS = 2.0
+    SESSION_COOKIE_SAMESITE = "Lax"
+    # A panel stays open all day: its CSRF tokens last as long as the session.
+    WTF_CSRF_TIME_LIMIT = None

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, delete, func, or_, select
+from sqlalchemy import Select, case, delete, func, or_, select
 
 from .errors import BadRequest, Conflict, NotFound
 from .paging import Page, keyset_page
@@ -85,14 +87,28 @@ def reset() -> dict[str, int]:
     return {"transactions": transactions_, "attempts": attempts}
 
 
-def counts() -> dict[str, int]:
-    """Totals by status, plus retried and orphaned."""
-    by_status = dict(db.session.execute(
-        select(Transaction.status, func.count()).group_by(Transaction.status)).all())
-    retried = db.session.execute(select(func.count()).where(Transaction.attempt_count > 1))
-    orphaned = db.session.execute(select(func.count()).where(Transaction.orphaned.is_(True)))
-    return {**{s: by_status.get(s, 0) for s in STATUSES}, "retried": retried.scalar_one(),
-            "orphaned": orphaned.scalar_one()}
+def counts(since: datetime | None = None) -> dict[str, int]:
+    """Totals by status, retried and orphaned, in one pass; `today` counts those created
+    since `since` (default: midnight UTC)."""
+    if since is None:
+        since = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    columns = [func.count(case((Transaction.status == status, 1))) for status in STATUSES]
+    columns += [func.count(case((Transaction.attempt_count > 1, 1))),
+                func.count(case((Transaction.orphaned.is_(True), 1))),
+                func.count(case((Transaction.created_at >= since, 1))), func.count()]
+    row = db.session.execute(select(*columns)).one()
+    return dict(zip((*STATUSES, "retried", "orphaned", "today", "total"), row))
+
+
+def all_transactions(filters: Filters, batch: int = 500) -> Iterator[dict[str, Any]]:
+    """Every transaction matching `filters`, newest first, a page at a time (for exports)."""
+    cursor = None
+    while True:
+        page = transactions(filters, batch, cursor)
+        yield from page.items
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor
 
 
 def transaction_json(row: Transaction) -> dict[str, Any]:

@@ -26,6 +26,25 @@ BROKEN_AMOUNTS = ("not_json", "drop", "missing_id", "html", "empty", "truncated"
                   "null_id_no_error", "wrong_id_key")
 _HANG_SECONDS = 65.0
 
+# The table as the admin panel shows it (the README has the same table in prose).
+REFERENCE: tuple[tuple[str, str], ...] = (
+    ("amount 2000.00–2999.99", "decline; error_code by the integer part: "
+     + ", ".join(f"{whole} {code}" for whole, code in DECLINE_AMOUNTS.items())
+     + ", any other generic_decline"),
+    ("amount 3000.00–3000.99", "decline with processing_error"),
+    ("amount 4000.00–4099.99", "the first attempt waits (amount − 4000) s, then approves"),
+    ("amount 4100.00", f"every attempt hangs ({_HANG_SECONDS:.0f} s, then closed); no charge"),
+    ("amount 4101.00", "every attempt hangs; charged anyway: an orphan"),
+    ("amount 4300.00–4307.00", "one broken answer each, charged anyway: "
+     + ", ".join(f"{4300 + index} {variant}" for index, variant in enumerate(BROKEN_AMOUNTS))),
+    ("amount 4400.00–4599.99", "HTTP status = integer part − 4000; no charge"),
+    ("cvv 000", "decline with incorrect_cvc"),
+    ("postal_code 00000", "decline with incorrect_zip"),
+    (f"parameter {SCENARIO_PARAMETER}", "steps joined by ;: decline:<error_code>, "
+     "delay:<seconds> (first attempt), hang, hang_charge, drop, http:<status>, "
+     "malformed:<variant>, approve"),
+)
+
 
 def plan(request: PaymentRequest, attempt: int) -> Plan:
     """The magic-value plan for attempt number `attempt` of a request."""

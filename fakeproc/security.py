@@ -13,6 +13,7 @@ from .models import Setting, db
 from .wire import PaymentRequest
 
 KEY_SETTING = "fingerprint_key"
+SESSION_KEY_SETTING = "session_key"
 
 
 class Fingerprinter:
@@ -37,13 +38,23 @@ def same(given: str | None, expected: str | None) -> bool:
 
 def store_key() -> bytes:
     """The store's fingerprint key, made once per database so every process shares it."""
-    key = db.session.execute(select(Setting.value).where(Setting.key == KEY_SETTING)).scalar()
+    return bytes.fromhex(_stored_secret(KEY_SETTING))
+
+
+def session_key() -> str:
+    """The key that signs admin sessions and CSRF tokens, shared by every process of a store,
+    so a login made on one worker holds on the others."""
+    return _stored_secret(SESSION_KEY_SETTING)
+
+
+def _stored_secret(name: str) -> str:
+    key = db.session.execute(select(Setting.value).where(Setting.key == name)).scalar()
     if key is None:
         try:
-            db.session.add(Setting(key=KEY_SETTING, value=secrets.token_hex(32)))
+            db.session.add(Setting(key=name, value=secrets.token_hex(32)))
             db.session.commit()
         except IntegrityError:  # another process made it first
             db.session.rollback()
-        key = db.session.execute(select(Setting.value).where(Setting.key == KEY_SETTING)).scalar()
+        key = db.session.execute(select(Setting.value).where(Setting.key == name)).scalar()
     db.session.commit()
-    return bytes.fromhex(key)
+    return key

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Flask
+from flask.sessions import SecureCookieSessionInterface
+from flask_wtf.csrf import CSRFProtect
 
 
 def register(app: Flask) -> None:
@@ -12,3 +16,20 @@ def register(app: Flask) -> None:
     app.register_blueprint(api.bp)
     app.register_blueprint(admin.bp)
     errors.register(app)
+    app.session_interface = PanelSessions()
+    csrf = CSRFProtect(app)
+    # Twilio and API clients authenticate every call; only the panel's forms use cookies.
+    csrf.exempt(processor.bp)
+    csrf.exempt(api.bp)
+
+
+class PanelSessions(SecureCookieSessionInterface):
+    """Signed-cookie sessions whose key, unless configured, is the store's own: loaded when the
+    panel is first used, so every process on one database accepts the same logins."""
+
+    def open_session(self, app: Flask, request: Any) -> Any:
+        if app.secret_key is None and request.path.startswith("/admin"):
+            from ..security import session_key
+
+            app.config["SECRET_KEY"] = session_key()
+        return super().open_session(app, request)

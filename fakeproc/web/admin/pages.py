@@ -1,0 +1,158 @@
+"""The pages QA engineers read: the dashboard (live), transactions, one transaction's attempt
+timeline, and retries."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flask import current_app, flash, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
+
+from ... import connectors, ledger, rules
+from ...errors import BadRequest, NotFound
+from ...runtime import runtime
+from ...schemas import ValidationError, describe
+from . import bp
+from .forms import QuickArmForm
+
+PAGE_SIZE = 50
+LATEST = 15
+
+
+@bp.app_template_filter("moment")
+def moment_filter(text: str | None) -> str:
+    """An API timestamp as the panel shows it: date and time to the millisecond, UTC."""
+    if not text:
+        return "—"
+    moment = _parse(text)
+    return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
+
+
+@bp.app_template_filter("clock")
+def clock_filter(text: str | None) -> str:
+    return moment_filter(text)[11:] if text else "—"
+
+
+@bp.get("/")
+def dashboard() -> str:
+    form = _quick_arm_form()
+    return render_template("admin/dashboard.html", form=form, **_live_data(),
+                           armed=_armed_rules(), refresh=_refresh_seconds())
+
+
+@bp.get("/live")
+def live() -> str:
+    """The dashboard's changing part, fetched every few seconds by htmx."""
+    return render_template("admin/_live.html", **_live_data())
+
+
+@bp.post("/quick-arm")
+def quick_arm() -> str | Response:
+    form = _quick_arm_form()
+    if form.validate_on_submit():
+        try:
+            rule = rules.create(form.to_rule(), runtime().fingerprints)
+        except ValidationError as error:
+            flash(describe(error), "error")
+        else:
+            flash(f"Armed rule {rule['id']}: {rule['note']}.", "success")
+            return redirect(url_for("admin.dashboard"))
+    for field, errors in form.errors.items():
+        flash(f"{field}: {'; '.join(errors)}", "error")
+    return render_template("admin/dashboard.html", form=form, **_live_data(),
+                           armed=_armed_rules(), refresh=_refresh_seconds()), 400
+
+
+@bp.get("/transactions")
+def transactions() -> str:
+    filters = _filters()
+    page = ledger.transactions(filters, PAGE_SIZE, request.args.get("cursor") or None)
+    return render_template("admin/transactions.html", page=page, filters=filters,
+                           connector_names=_connector_names(), statuses=ledger.STATUSES,
+                           cursor=request.args.get("cursor"))
+
+
+@bp.get("/transactions/<path:transaction_id>")
+def transaction(transaction_id: str) -> str:
+    detail = ledger.transaction_detail(transaction_id, request.args.get("connector") or None)
+    budget = _budget_seconds(detail["connector"])
+    return render_template("admin/transaction.html", t=detail, budget=budget,
+                           timeline=timeline(detail["attempts"], budget))
+
+
+@bp.get("/retries")
+def retries() -> str:
+    page = ledger.retries(PAGE_SIZE, request.args.get("cursor") or None)
+    return render_template("admin/retries.html", page=page, cursor=request.args.get("cursor"))
+
+
+def timeline(attempts: list[dict[str, Any]], budget: float) -> list[dict[str, Any]]:
+    """Each attempt with how long its answer took and how that compares with Twilio's budget:
+    `bar` is the answer time as a percentage of a scale 1.5 budgets wide."""
+    rows = []
+    for attempt in attempts:
+        took = None
+        if attempt["responded_at"]:
+            took = (_parse(attempt["responded_at"])
+                    - _parse(attempt["received_at"])).total_seconds()
+        shown = took if took is not None else budget * 1.5
+        rows.append({**attempt, "took": took,
+                     "bar": round(min(shown / (budget * 1.5), 1.0) * 100, 1) if budget else 0,
+                     "over": took is None or took > budget})
+    return rows
+
+
+def _live_data() -> dict[str, Any]:
+    latest = ledger.transactions(ledger.Filters(), LATEST).items
+    return {"counts": ledger.counts(), "latest": latest}
+
+
+def _armed_rules() -> list[dict[str, Any]]:
+    return [rule for rule in rules.page(100).items if rule["live"]]
+
+
+def _quick_arm_form() -> QuickArmForm:
+    form = QuickArmForm()
+    form.connector.choices = [("", "any connector")] + [(n, n) for n in _connector_names()]
+    return form
+
+
+def _connector_names() -> list[str]:
+    return [c.unique_name for c in connectors.all_connectors()]
+
+
+def _filters() -> ledger.Filters:
+    args = request.args
+    try:
+        return ledger.Filters(status=args.get("status") or None,
+                              method=args.get("method") or None,
+                              connector=args.get("connector") or None,
+                              retried=args.get("retried") in ("1", "on", "true"),
+                              orphaned=args.get("orphaned") in ("1", "on", "true"),
+                              q=args.get("q") or None)
+    except BadRequest as error:
+        flash(error.message, "error")
+        return ledger.Filters()
+
+
+def _budget_seconds(connector: str) -> float:
+    """Twilio's wait for this connector's answers, in real seconds under the time scale."""
+    try:
+        timeout = connectors.get(connector).timeout_seconds
+    except NotFound:  # deleted since
+        timeout = 10.0
+    return runtime().clock.scaled(timeout)
+
+
+def _refresh_seconds() -> float:
+    return float(current_app.config["ADMIN_REFRESH_SECONDS"])
+
+
+def _parse(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+@bp.get("/transactions/")
+def transactions_slash() -> Response:
+    return redirect(url_for("admin.transactions"))
