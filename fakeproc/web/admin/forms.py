@@ -8,7 +8,7 @@ from typing import Any
 
 from flask_wtf import FlaskForm
 from wtforms import (BooleanField, DecimalField, FloatField, IntegerField, PasswordField,
-                     SelectField, StringField, TextAreaField)
+                     SelectChoice, SelectField, StringField, TextAreaField)
 from wtforms.validators import InputRequired, NumberRange, Optional
 
 from ...cards import BRANDS
@@ -17,11 +17,16 @@ from ...schemas import MALFORMED_VARIANTS, ConnectorCreate, ConnectorUpdate, Rul
 
 ACTIONS = ("approve", "decline", "delay", "hang", "drop", "http_error", "malformed")
 DECLINE_CODES = tuple(code for code in MESSAGES if code != "duplicate_transaction")
-ANY = ("", "any")
+ANY = "any"
 
 
-def _choices(values: tuple[str, ...], blank: tuple[str, str] | None = None) -> list:
-    return ([blank] if blank else []) + [(value, value) for value in values]
+def choices(values: tuple[str, ...] | list[str], blank: str | None = None) -> list[SelectChoice]:
+    """Options named as their values, after a blank one labelled `blank` if given."""
+    return labelled(*([("", blank)] if blank else []), *((value, value) for value in values))
+
+
+def labelled(*pairs: tuple[str, str]) -> list[SelectChoice]:
+    return [SelectChoice(value, label) for value, label in pairs]
 
 
 class LoginForm(FlaskForm):
@@ -35,11 +40,11 @@ class ConfirmForm(FlaskForm):
 class QuickArmForm(FlaskForm):
     """"The next payment": one action for the next `count` payments, on one connector or all."""
 
-    action = SelectField("Action", choices=[
+    action = SelectField("Action", choices=labelled(
         ("decline", "Decline"), ("approve", "Approve"), ("delay", "Delay"),
-        ("hang", "Hang"), ("drop", "Drop the connection"), ("http_error", "HTTP error")],
+        ("hang", "Hang"), ("drop", "Drop the connection"), ("http_error", "HTTP error")),
         default="decline")
-    error_code = SelectField("Error code", choices=_choices(DECLINE_CODES),
+    error_code = SelectField("Error code", choices=choices(DECLINE_CODES),
                              default="insufficient_funds")
     seconds = FloatField("Seconds", default=12.0,
                          validators=[Optional(), NumberRange(min=0.001, max=3600)])
@@ -48,7 +53,7 @@ class QuickArmForm(FlaskForm):
     charge = BooleanField("Charge anyway (an orphan)")
     count = IntegerField("For the next", default=1,
                          validators=[InputRequired(), NumberRange(min=1, max=10_000)])
-    connector = SelectField("Connector", choices=[ANY], default="")
+    connector = SelectField("Connector", choices=choices([], ANY), default="")
 
     def to_rule(self) -> RuleCreate:
         kind = self.action.data
@@ -73,11 +78,11 @@ class RuleForm(FlaskForm):
     """Every field of a rule: match, action, lifetime. Blank means "not part of the rule"."""
 
     # match
-    connector = SelectField("Connector", choices=[ANY], default="")
-    method = SelectField("Method", choices=_choices(("charge", "tokenize"), ANY), default="")
+    connector = SelectField("Connector", choices=choices([], ANY), default="")
+    method = SelectField("Method", choices=choices(("charge", "tokenize"), ANY), default="")
     payment_method = SelectField("Payment method",
-                                 choices=_choices(("credit-card", "ach-debit"), ANY), default="")
-    card_brand = SelectField("Card brand", choices=_choices(BRANDS, ANY), default="")
+                                 choices=choices(("credit-card", "ach-debit"), ANY), default="")
+    card_brand = SelectField("Card brand", choices=choices(BRANDS, ANY), default="")
     card_number = StringField("Card number", validators=[Optional()])
     last4 = StringField("Last 4", validators=[Optional()])
     amount = DecimalField("Amount", places=None, validators=[Optional()])
@@ -92,19 +97,20 @@ class RuleForm(FlaskForm):
     match_parameters = TextAreaField("Parameters (key=value, one a line)",
                                      validators=[Optional()])
     # action
-    action = SelectField("Action", choices=_choices(ACTIONS), default="decline")
+    action = SelectField("Action", choices=choices(ACTIONS), default="decline")
     error_code = StringField("Error code", default="insufficient_funds",
                              validators=[Optional()])
     error_message = StringField("Error message", validators=[Optional()])
     seconds = FloatField("Seconds", validators=[Optional()])
-    charge = SelectField("Charge", choices=[("", "the action's default"), ("yes", "yes"),
-                                            ("no", "no")], default="")
+    charge = SelectField("Charge", choices=labelled(("", "the action's default"), ("yes", "yes"),
+                                                    ("no", "no")), default="")
     status = IntegerField("HTTP status", validators=[Optional()])
     body = TextAreaField("Body", validators=[Optional()])
-    variant = SelectField("Malformed variant", choices=_choices(MALFORMED_VARIANTS),
+    variant = SelectField("Malformed variant", choices=choices(MALFORMED_VARIANTS),
                           default="not_json")
-    outcome = SelectField("Then", choices=[("", "the usual outcome"), ("approve", "approve"),
-                                           ("decline", "decline")], default="")
+    outcome = SelectField("Then", choices=labelled(("", "the usual outcome"),
+                                                   ("approve", "approve"), ("decline", "decline")),
+                          default="")
     outcome_error_code = StringField("Then decline with", validators=[Optional()])
     action_parameters = TextAreaField("Parameters returned (key=value, one a line)",
                                       validators=[Optional()])
@@ -160,9 +166,9 @@ class ConnectorForm(FlaskForm):
     username = StringField("Username", validators=[Optional()])
     password = PasswordField("Password", validators=[Optional()])
     clear_password = BooleanField("Remove the password (accept any credentials)")
-    mode = SelectField("Mode", choices=_choices(("test", "open")), default="test")
+    mode = SelectField("Mode", choices=choices(("test", "open")), default="test")
     idempotency = SelectField("Idempotency",
-                              choices=_choices(("replay", "duplicate_error", "reprocess")),
+                              choices=choices(("replay", "duplicate_error", "reprocess")),
                               default="replay")
     magic_values = BooleanField("Magic values", default=True)
     timeout_seconds = FloatField("Timeout (seconds)", default=10.0,

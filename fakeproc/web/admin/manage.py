@@ -16,7 +16,7 @@ from ...models import db
 from ...runtime import runtime
 from ...schemas import RuleUpdate, ValidationError, describe
 from . import bp
-from .forms import ConfirmForm, ConnectorForm, ResetForm, RuleForm
+from .forms import ConfirmForm, ConnectorForm, ResetForm, RuleForm, choices
 
 # Presets fill the rule form for the common cases; every field stays editable.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -176,8 +176,7 @@ def _inert(value: Any) -> Any:
 
 def _rule_form() -> RuleForm:
     form = RuleForm()
-    form.connector.choices = [("", "any")] + [
-        (c.unique_name, c.unique_name) for c in connectors.all_connectors()]
+    form.connector.choices = choices([c.unique_name for c in connectors.all_connectors()], "any")
     return form
 
 

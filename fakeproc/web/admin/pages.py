@@ -14,7 +14,7 @@ from ...errors import BadRequest, NotFound
 from ...runtime import runtime
 from ...schemas import ValidationError, describe
 from . import bp
-from .forms import QuickArmForm
+from .forms import QuickArmForm, choices
 
 PAGE_SIZE = 50
 LATEST = 15
@@ -114,7 +114,7 @@ def _armed_rules() -> list[dict[str, Any]]:
 
 def _quick_arm_form() -> QuickArmForm:
     form = QuickArmForm()
-    form.connector.choices = [("", "any connector")] + [(n, n) for n in _connector_names()]
+    form.connector.choices = choices(_connector_names(), "any connector")
     return form
 
 
