@@ -8,6 +8,7 @@ import secrets
 import sys
 
 import click
+from click.core import ParameterSource
 from flask.cli import FlaskGroup
 
 from .config import LOOPBACK_HOSTS
@@ -70,6 +71,42 @@ def serve(host: str, port: int, database_url: str | None, workers: int | None,
         db.engine.dispose()
     options = gunicorn_options(host, port, workers or default_workers(), cert, key, access_log)
     Server(options, app_config).run()
+
+
+@main.command(with_appcontext=False)
+@click.option("--count", default=120, show_default=True, type=click.IntRange(1, 100_000),
+              help="How many transactions to send.")
+@click.option("--seed", type=int, default=None,
+              help="Same seed, same customers, orders, amounts and mix of stories.")
+@click.option("--database-url", envvar="FAKEPROC_DATABASE_URL",
+              help="Store of the embedded server; default: as for serve (./fakeproc.db).")
+@click.option("--url", help="Send to a running fakeproc (e.g. http://127.0.0.1:8000) instead "
+                            "of starting one here.")
+@click.option("--username", envvar="FAKEPROC_USERNAME",
+              help="Basic-auth username of the connector to send to.")
+@click.option("--password", envvar="FAKEPROC_PASSWORD", help="Its password.")
+@click.option("--admin-token", envvar="FAKEPROC_ADMIN_TOKEN",
+              help="Bearer token of the control API, when the server needs one.")
+@click.option("--time-scale", type=float, default=None,
+              help="The embedded server's time scale (default 0.01); with --url, the scale that "
+                   "server runs with (default 1: delays and hangs are left out).")
+def demo(count: int, seed: int | None, database_url: str | None, url: str | None,
+         username: str | None, password: str | None, admin_token: str | None,
+         time_scale: float | None) -> None:
+    """Fill the store with realistic traffic, sent through the processor endpoint."""
+    from .demo import DemoError, run
+
+    given = click.get_current_context().get_parameter_source("database_url")
+    if url and given == ParameterSource.COMMANDLINE:
+        raise click.UsageError("--database-url is for the embedded server; the server at "
+                               "--url has its own store")
+    try:
+        summary = run(count, seed, url, database_url, time_scale, username, password,
+                      admin_token)
+    except DemoError as error:
+        raise click.ClickException(str(error)) from None
+    for line in summary:
+        click.echo(line)
 
 
 def _configure_logging() -> None:

@@ -1,0 +1,382 @@
+"""`fakeproc demo`: realistic <Pay> traffic made with Faker, sent through the real processor
+endpoint as Twilio sends it (timeouts, retries), so the store holds what real traffic leaves."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import http.client
+import json
+import secrets
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
+
+from faker import Faker
+from sqlalchemy.engine import make_url
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+from .cards import TEST_BANK_ACCOUNTS, TEST_CARDS, card_brand
+from .magic import DECLINE_AMOUNTS, SCENARIO_PARAMETER
+
+EMBEDDED_TIME_SCALE = 0.01  # 10 s connector timeout → 100 ms: well above a charge's latency
+TWILIO_RETRIES = 5  # Twilio retries a request that timed out up to 5 times, same transaction_id
+SLOW_RULE_SECONDS = 75.0  # longer than Twilio's six tries: every attempt answered late
+# Configured seconds the longest held story lasts: a 65 s hang after Twilio's last retry at 50 s.
+LONGEST_HOLD = 120.0
+MAX_HOLDING_SECONDS = 5.0  # real seconds beyond which held stories are left out of the mix
+# Many calls pay at once; six at a time keep answers far inside a 100 ms timeout on 2 cores.
+SENDERS = 6
+
+_CODES = ("card_declined", "insufficient_funds", "do_not_honor", "call_issuer")
+# story: (share of the mix, holds connections for many seconds, variants). A variant is what the
+# request differs by; '#' in an amount is a random digit.
+STORIES: dict[str, tuple[int, bool, tuple[dict[str, Any], ...]]] = {
+    "approved": (44, False, ({},)),
+    "approved_ach": (8, False, ({"ach": True},)),
+    "tokenize": (8, False, ({"method": "tokenize"},)),
+    "tokenize_ach": (2, False, ({"method": "tokenize", "ach": True},)),
+    # The answer was lost on its way back: Twilio sends the same request again.
+    "replayed": (7, False, ({"replays": 1}, {"replays": 1}, {"replays": 2})),
+    "declined_amount": (8, False, tuple({"amount": f"{code}.##"}
+                                        for code in (*DECLINE_AMOUNTS, 3000))),
+    "declined_field": (4, False, ({"cvv": "000"}, {"postal_code": "00000"})),
+    "declined_check": (5, False, ({"expired": True}, {"live_card": True},
+                                  {"ach": True, "bad_routing": True},
+                                  {"ach": True, "live_account": True})),
+    "declined_scenario": (3, False, tuple({"scenario": f"decline:{c}"} for c in _CODES)),
+    # Answered after Twilio's timeout: the retry waits for the answer and gets it.
+    "late_then_retried": (4, True, ({"amount": "4012.##"}, {"amount": "4014.##"},
+                                    {"scenario": "delay:11"}, {"scenario": "delay:13"})),
+    "late_decline": (2, True, tuple({"scenario": f"delay:12;decline:{c}"} for c in _CODES)),
+    # Orphans: charged, yet Twilio never reads the charge id.
+    "orphan_hang": (1, True, ({"amount": "4101.00"}, {"scenario": "hang_charge"})),
+    "orphan_drop": (1, False, ({"amount": "4301.00"}, {"scenario": "drop"})),
+    "orphan_broken": (1, False, tuple({"scenario": f"malformed:{variant}"}
+                                      for variant in ("not_json", "html", "missing_id"))),
+    # Nothing charged, nothing decided.
+    "failed_http": (1, False, ({"amount": "4503.00"}, {"amount": "4429.00"},
+                               {"scenario": "http:502"})),
+    "failed_hang": (1, True, ({"amount": "4100.00"}, {"scenario": "hang"})),
+}
+_ITEMS = ("pizza", "large coffee", "concert ticket", "bouquet of tulips", "pair of sneakers",
+          "phone case", "museum pass", "bag of dog food", "yoga class", "car wash")
+_PLANS = ("Basic", "Family", "Premium", "Business")
+
+
+class DemoError(Exception):
+    """The demo cannot run as asked (server unreachable, credentials missing, …)."""
+
+
+@dataclass
+class Journey:
+    """One transaction as Twilio lives it: a body, sent until answered, maybe replayed."""
+
+    story: str
+    body: dict[str, Any]
+    replays: int = 0
+    rule: dict[str, Any] | None = None
+    sent: int = 0
+
+    @property
+    def holds(self) -> bool:
+        return self.rule is not None or STORIES[self.story][1]
+
+
+class Shop:
+    """Faker-made customers, orders and payment details; one seed, the same traffic.
+    Transaction ids are new each run, so a second run adds traffic instead of replaying."""
+
+    def __init__(self, seed: int | None = None):
+        self.fake = Faker("en_US")
+        if seed is not None:
+            self.fake.seed_instance(seed)
+        self.rng = self.fake.random
+
+    def journeys(self, count: int, holds: bool) -> list[Journey]:
+        """`count` journeys: every story once (as far as `count` allows), the rest by share;
+        `holds=False` leaves out the stories that hold a connection."""
+        stories = [name for name, (_, held, _) in STORIES.items() if holds or not held]
+        self.rng.shuffle(stories)
+        picked = ["rule", *stories[:count - 1]]
+        picked += self.rng.choices(stories, [STORIES[s][0] for s in stories],
+                                   k=max(count - len(picked), 0))
+        self.rng.shuffle(picked)
+        return [self.journey(story, holds) for story in picked]
+
+    def journey(self, story: str, holds: bool = True) -> Journey:
+        """One journey of `story`; "rule" is a charge that a control API rule slows down."""
+        if story == "rule":
+            body = self._body()
+            return Journey(story, body, rule=_slow_rule(body["transaction_id"], holds))
+        variant = dict(self.rng.choice(STORIES[story][2]))
+        replays = variant.pop("replays", 0)
+        if "amount" in variant:
+            variant["amount"] = self.fake.numerify(variant["amount"])
+        return Journey(story, self._body(**variant), replays)
+
+    def _body(self, method: str = "charge", ach: bool = False, amount: str | None = None,
+              scenario: str | None = None, postal_code: str | None = None,
+              **instrument: Any) -> dict[str, Any]:
+        body: dict[str, Any] = {"method": method, "transaction_id": "PK" + secrets.token_hex(16)}
+        body.update(self._account(**instrument) if ach else self._card(**instrument))
+        if method == "charge":
+            body.update(amount=amount or self._amount(), currency_code="USD")
+        body["description"] = self._description()
+        if not ach:
+            postcode = self.fake.postcode()  # 00000 is the incorrect_zip magic value
+            body["postal_code"] = postal_code or ("10001" if postcode == "00000" else postcode)
+        body["parameters"] = self._parameters()
+        if scenario:
+            body["parameters"][SCENARIO_PARAMETER] = scenario
+        return body
+
+    def _card(self, cvv: str | None = None, expired: bool = False,
+              live_card: bool = False) -> dict[str, str]:
+        r = self.rng
+        number = self.fake.credit_card_number(r.choice(("visa16", "mastercard", "amex"))) \
+            if live_card else r.choice(sorted(TEST_CARDS))
+        digits = 4 if card_brand(number) == "amex" else 3
+        year = date.today().year + (-1 if expired else r.randint(1, 6))
+        return {"cardnumber": number, "cvv": cvv or f"{r.randint(1, 10**digits - 1):0{digits}d}",
+                "expiry_month": f"{r.randint(1, 12):02d}",
+                "expiry_year": r.choice((str(year), f"{year % 100:02d}"))}
+
+    def _account(self, bad_routing: bool = False, live_account: bool = False) -> dict[str, str]:
+        routing = self.fake.aba()
+        if bad_routing:  # one digit off: the ABA checksum fails
+            routing = routing[:8] + str((int(routing[8]) + 1) % 10)
+        account = self.fake.numerify("##########") if live_account \
+            else self.rng.choice(sorted(TEST_BANK_ACCOUNTS))
+        return {"bankaccountnumber": account, "routingnumber": routing}
+
+    def _amount(self) -> str:
+        # Most phone payments are small, a few large; all below the magic ranges (2000 and up).
+        cents = int(self.rng.lognormvariate(8.3, 1.0))
+        return f"{min(max(cents, 100), 199_999) / 100:.2f}"
+
+    def _description(self) -> str:
+        r, fake, roll = self.rng, self.fake, self.rng.random()
+        if roll < 0.6:
+            order = fake.random_int(10000, 99999)
+            return f"Order #{order} – {r.randint(1, 4)} x {r.choice(_ITEMS)}"
+        if roll < 0.85:
+            return f"Invoice {fake.bothify('INV-####-??').upper()} – {fake.company()}"
+        return f"{r.choice(_PLANS)} plan renewal – {fake.name()}"
+
+    def _parameters(self) -> dict[str, str]:
+        r, fake = self.rng, self.fake
+        parameters = {"order_ref": fake.bothify("ord_########"),
+                      "channel": r.choice(("ivr", "ivr", "agent", "callback"))}
+        if r.random() < 0.6:
+            parameters["customer_name"] = fake.name()
+        if r.random() < 0.4:
+            parameters["store"] = f"{fake.city()} store"
+        return parameters
+
+
+def _slow_rule(transaction_id: str, holds: bool) -> dict[str, Any]:
+    """A rule for one transaction: a 75 s first attempt (Twilio gives up after five retries),
+    or, when long holds are left out, every connection dropped after the charge."""
+    match = {"transaction_id": transaction_id}
+    if holds:
+        return {"match": {**match, "attempt": 1}, "remaining": 1,
+                "action": {"type": "delay", "seconds": SLOW_RULE_SECONDS}}
+    return {"match": match, "action": {"type": "drop", "charge": True},
+            "remaining": TWILIO_RETRIES + 1}
+
+
+class Twilio:
+    """Twilio's side of the wire: posts, gives up after the connector timeout, retries."""
+
+    def __init__(self, url: str, username: str | None = None, password: str | None = None,
+                 admin_token: str | None = None):
+        self.parts = urlsplit(url)
+        if self.parts.scheme not in ("http", "https") or not self.parts.hostname:
+            raise DemoError(f"{url} is not an http:// or https:// URL")
+        self.url, self.username, self.has_password = url, username, bool(password)
+        self.timeout = 10.0  # the connector's timeout, scaled; set once the connector is known
+        self.pay_headers = {"Content-Type": "application/json", "User-Agent": "fakeproc-demo"}
+        if username or password:
+            pair = f"{username or ''}:{password or ''}".encode()
+            self.pay_headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+        self.api_headers = {"Content-Type": "application/json"}
+        if admin_token:
+            self.api_headers["Authorization"] = f"Bearer {admin_token}"
+
+    def pay(self, journey: Journey) -> None:
+        """Send until answered (at most 1 + 5 attempts), then any replays."""
+        for _ in range(1 + TWILIO_RETRIES):
+            if self._attempt(journey) is not None:
+                break
+        for _ in range(journey.replays):
+            self._attempt(journey)
+
+    def _attempt(self, journey: Journey) -> tuple[int, bytes] | None:
+        journey.sent += 1
+        answered = self._exchange("POST", "/", json.dumps(journey.body).encode(),
+                                  self.pay_headers, self.timeout)
+        if answered is not None and answered[0] == 401:
+            raise DemoError("the processor endpoint answered 401: give the connector's "
+                            "--username and --password")
+        return answered
+
+    def api(self, method: str, path: str, body: Any = None) -> Any:
+        """A control API call; its JSON answer, or DemoError naming the refusal."""
+        data = json.dumps(body).encode() if body is not None else None
+        answered = self._exchange(method, "/api" + path, data, self.api_headers, 30.0)
+        if answered is None:
+            raise DemoError(f"fakeproc at {self.url} does not answer")
+        status, raw = answered
+        if status == 401:
+            raise DemoError("the control API needs an admin token (--admin-token)")
+        if status >= 300:
+            raise DemoError(f"{method} /api{path} answered {status}: {raw[:200]!r}")
+        return json.loads(raw) if raw else None
+
+    def _exchange(self, method: str, path: str, data: bytes | None, headers: dict[str, str],
+                  timeout: float) -> tuple[int, bytes] | None:
+        """One request on a new connection; None when it timed out or the connection broke."""
+        kind = http.client.HTTPSConnection if self.parts.scheme == "https" \
+            else http.client.HTTPConnection
+        connection = kind(self.parts.hostname, self.parts.port, timeout=timeout)
+        try:
+            connection.request(method, self.parts.path.rstrip("/") + path, data, headers)
+            response = connection.getresponse()
+            return response.status, response.read()
+        except (OSError, http.client.HTTPException):  # timeouts, drops, cut-short bodies
+            return None
+        finally:
+            connection.close()
+
+
+def run(count: int = 120, seed: int | None = None, url: str | None = None,
+        database_url: str | None = None, time_scale: float | None = None,
+        username: str | None = None, password: str | None = None,
+        admin_token: str | None = None) -> list[str]:
+    """Send `count` transactions to the fakeproc at `url`, or else to one started here on
+    `database_url` (default: the store of `fakeproc serve`); the summary's lines."""
+    if url is not None:
+        twilio = Twilio(url, username, password, admin_token)
+        return _send(twilio, count, seed, 1.0 if time_scale is None else time_scale, url)
+    scale = EMBEDDED_TIME_SCALE if time_scale is None else time_scale
+    config: dict[str, Any] = {"TIME_SCALE": scale}
+    if database_url:
+        config["DATABASE_URL"] = database_url
+    if admin_token:
+        config["ADMIN_TOKEN"] = admin_token
+    with embedded_server(config) as (base_url, store):
+        twilio = Twilio(base_url, username, password, admin_token)
+        return _send(twilio, count, seed, scale, store)
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_request(self, *args: Any) -> None:  # the demo prints its own summary instead
+        pass
+
+
+@contextlib.contextmanager
+def embedded_server(config: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """The app served on a free loopback port by a threaded server in this process; yields
+    its URL and the store it writes to (password hidden)."""
+    from . import create_app
+    from .models import db
+
+    app = create_app(config)
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
+    server.daemon_threads = False  # closing the server then waits for held requests to end
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    store = make_url(app.config["SQLALCHEMY_DATABASE_URI"]).render_as_string(hide_password=True)
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", store
+    finally:
+        server.shutdown()
+        thread.join()
+        server.server_close()
+        with app.app_context():
+            db.engine.dispose()
+
+
+def _send(twilio: Twilio, count: int, seed: int | None, scale: float, target: str) -> list[str]:
+    started = time.monotonic()
+    twilio.timeout = _connector(twilio)["timeout_seconds"] * scale
+    holds = LONGEST_HOLD * scale <= MAX_HOLDING_SECONDS
+    journeys = Shop(seed).journeys(count, holds)
+    rule_ids = [twilio.api("POST", "/rules", j.rule)["id"] for j in journeys if j.rule]
+    try:
+        with ThreadPoolExecutor(SENDERS) as pool:
+            list(pool.map(twilio.pay, journeys))
+        deadline = time.monotonic() + 2 * LONGEST_HOLD * scale + 5.0
+        held = _await_held(twilio, [j for j in journeys if j.holds], deadline)
+    finally:
+        for rule_id in rule_ids:
+            twilio.api("DELETE", f"/rules/{rule_id}")
+    rows = _read_back(twilio, {j.body["transaction_id"] for j in journeys})
+    statuses = Counter(row["status"] for row in rows)
+    lines = [f"fakeproc demo: {len(rows)} transactions ({sum(j.sent for j in journeys)} "
+             f"requests) in {time.monotonic() - started:.1f} s into {target}",
+             "  " + ", ".join(f"{status} {n}" for status, n in statuses.most_common()),
+             f"  retried {sum(row['retried'] for row in rows)}, "
+             f"orphaned {sum(row['orphaned'] for row in rows)}, "
+             f"tokenize {sum(row['method'] == 'tokenize' for row in rows)}, "
+             f"ACH {sum(row['payment_method'] == 'ach-debit' for row in rows)}"]
+    if held:
+        lines.append(f"  {held} held transactions had not ended when the demo stopped waiting")
+    if not holds:
+        lines.append("  no delays or hangs: that server runs in real time (give --time-scale "
+                     "when it runs scaled)")
+    return lines
+
+
+def _connector(twilio: Twilio) -> dict[str, Any]:
+    """The connector the traffic reaches, picked as the server picks it; refuse early what
+    would spoil the mix."""
+    rows = twilio.api("GET", "/connectors?limit=500")["data"]
+    chosen = next((c for c in rows if twilio.username and c["username"] == twilio.username),
+                  None) or next(c for c in rows if c["unique_name"] == "Default")
+    name = chosen["unique_name"]
+    if chosen["has_password"] and not twilio.has_password:
+        raise DemoError(f"connector {name} has a password: give --username and --password")
+    if not chosen["magic_values"]:
+        raise DemoError(f"connector {name} has magic values off; the demo's declines and "
+                        "faults need them")
+    return chosen
+
+
+def _await_held(twilio: Twilio, journeys: list[Journey], deadline: float) -> int:
+    """Wait until every attempt of `journeys` has ended (a hang ends on its own after Twilio
+    gave up on it): only then does the store say which are orphans. Returns those left."""
+    while journeys:
+        journeys = [j for j in journeys if not all(
+            a["responded_at"] for a in _attempts(twilio, j.body["transaction_id"], j.sent))]
+        if not journeys or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    return len(journeys)
+
+
+def _attempts(twilio: Twilio, transaction_id: str, sent: int) -> list[dict[str, Any]]:
+    """The attempts recorded so far, padded with open ones up to the `sent` ones."""
+    attempts = twilio.api("GET", "/transactions/" + quote(transaction_id, safe=""))["attempts"]
+    return attempts + [{"responded_at": None}] * (sent - len(attempts))
+
+
+def _read_back(twilio: Twilio, wanted: set[str]) -> list[dict[str, Any]]:
+    """The demo's transactions from the list API, newest first, so paging stops early."""
+    found: dict[str, dict[str, Any]] = {}
+    cursor = None
+    while len(found) < len(wanted):
+        query = {"limit": 500, **({"cursor": cursor} if cursor else {})}
+        page = twilio.api("GET", "/transactions?" + urlencode(query))
+        found.update((row["transaction_id"], row) for row in page["data"]
+                     if row["transaction_id"] in wanted)
+        if (cursor := page["next_cursor"]) is None:
+            break
+    return list(found.values())
