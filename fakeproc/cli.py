@@ -55,6 +55,8 @@ def serve(host: str, port: int, database_url: str | None, workers: int | None,
     if bool(cert) != bool(key):
         raise click.UsageError("--cert and --key go together")
     app_config: dict = {"PROXY_FIX": behind_proxy}
+    if cert:  # the admin session cookie then travels over HTTPS only
+        app_config["SESSION_COOKIE_SECURE"] = True
     if database_url:
         app_config["DATABASE_URL"] = database_url
     if time_scale is not None:
