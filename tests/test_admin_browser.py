@@ -177,8 +177,6 @@ def test_arm_a_decline_watch_it_arrive_live_and_read_its_timeline(page, panel):
     expect(attempts.first.locator(".budget-label")).to_have_text("0.1 s")  # 10 s, test scale
 
 
-@pytest.mark.xfail(strict=True, reason="panel bug: /admin/live renders hx-trigger=\"every s\" "
-                   "(pages.live() passes no refresh), so polling stops after the first update")
 def test_the_dashboard_keeps_updating_after_the_first_update(admin, panel):
     page = admin
     page.evaluate("window.__marker = 1")
@@ -293,9 +291,7 @@ PHONE_PAGES = [
     "/admin/retries",
     "/admin/rules?preset=decline-next",
     "/admin/connectors",
-    pytest.param("/admin/settings", marks=pytest.mark.xfail(
-        strict=True, reason="panel bug: the magic values table in settings.html is not in an "
-                            ".overflow-auto container and is 465 px wide")),
+    "/admin/settings",
 ]
 
 
@@ -316,8 +312,6 @@ def test_a_phone_wide_page_does_not_scroll_sideways(open_page, logged_in_state, 
     assert_fits(page, PHONE["width"])
 
 
-@pytest.mark.xfail(strict=True, reason="panel bug: an armed rule whose match holds a long word "
-                   "(a transaction id) widens .armed-rule past the phone's width")
 def test_an_armed_rule_on_a_transaction_id_fits_a_phone(open_page, logged_in_state, panel):
     rule = {"match": {"transaction_id": "PK0123456789abcdef0123456789abcdef"},
             "action": {"type": "decline", "error_code": "card_declined"}}

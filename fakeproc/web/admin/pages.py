@@ -3,6 +3,7 @@ timeline, and retries."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -29,6 +30,12 @@ def moment_filter(text: str | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
 
 
+@bp.app_template_filter("pretty")
+def pretty_filter(value: Any) -> str:
+    """JSON as it was sent, indented; autoescaping then shows it as text."""
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
 @bp.app_template_filter("clock")
 def clock_filter(text: str | None) -> str:
     return moment_filter(text)[11:] if text else "—"
@@ -44,7 +51,7 @@ def dashboard() -> str:
 @bp.get("/live")
 def live() -> str:
     """The dashboard's changing part, fetched every few seconds by htmx."""
-    return render_template("admin/_live.html", **_live_data())
+    return render_template("admin/_live.html", **_live_data(), refresh=_refresh_seconds())
 
 
 @bp.post("/quick-arm")
