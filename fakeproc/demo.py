@@ -7,23 +7,20 @@ import base64
 import contextlib
 import http.client
 import json
-import secrets
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
-from faker import Faker
 from sqlalchemy.engine import make_url
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from .cards import TEST_BANK_ACCOUNTS, TEST_CARDS, card_brand
-from .magic import DECLINE_AMOUNTS, SCENARIO_PARAMETER
+from .magic import DECLINE_AMOUNTS
+from .payloads import Payloads
 
 EMBEDDED_TIME_SCALE = 0.01  # 10 s connector timeout → 100 ms: well above a charge's latency
 TWILIO_RETRIES = 5  # Twilio retries a request that timed out up to 5 times, same transaction_id
@@ -65,11 +62,6 @@ STORIES: dict[str, tuple[int, bool, tuple[dict[str, Any], ...]]] = {
                                {"scenario": "http:502"})),
     "failed_hang": (1, True, ({"amount": "4100.00"}, {"scenario": "hang"})),
 }
-_ITEMS = ("pizza", "large coffee", "concert ticket", "bouquet of tulips", "pair of sneakers",
-          "phone case", "museum pass", "bag of dog food", "yoga class", "car wash")
-_PLANS = ("Basic", "Family", "Premium", "Business")
-
-
 class DemoError(Exception):
     """The demo cannot run as asked (server unreachable, credentials missing, …)."""
 
@@ -89,15 +81,12 @@ class Journey:
         return self.rule is not None or STORIES[self.story][1]
 
 
-class Shop:
+class Shop(Payloads):
     """Faker-made customers, orders and payment details; one seed, the same traffic.
     Transaction ids are new each run, so a second run adds traffic instead of replaying."""
 
     def __init__(self, seed: int | None = None):
-        self.fake = Faker("en_US")
-        if seed is not None:
-            self.fake.seed_instance(seed)
-        self.rng = self.fake.random
+        super().__init__(seed, fresh_ids=True)
 
     def journeys(self, count: int, holds: bool) -> list[Journey]:
         """`count` journeys: every story once (as far as `count` allows), the rest by share;
@@ -113,73 +102,13 @@ class Shop:
     def journey(self, story: str, holds: bool = True) -> Journey:
         """One journey of `story`; "rule" is a charge that a control API rule slows down."""
         if story == "rule":
-            body = self._body()
+            body = self.body()
             return Journey(story, body, rule=_slow_rule(body["transaction_id"], holds))
         variant = dict(self.rng.choice(STORIES[story][2]))
         replays = variant.pop("replays", 0)
         if "amount" in variant:
             variant["amount"] = self.fake.numerify(variant["amount"])
-        return Journey(story, self._body(**variant), replays)
-
-    def _body(self, method: str = "charge", ach: bool = False, amount: str | None = None,
-              scenario: str | None = None, postal_code: str | None = None,
-              **instrument: Any) -> dict[str, Any]:
-        body: dict[str, Any] = {"method": method, "transaction_id": "PK" + secrets.token_hex(16)}
-        body.update(self._account(**instrument) if ach else self._card(**instrument))
-        if method == "charge":
-            body.update(amount=amount or self._amount(), currency_code="USD")
-        body["description"] = self._description()
-        if not ach:
-            postcode = self.fake.postcode()  # 00000 is the incorrect_zip magic value
-            body["postal_code"] = postal_code or ("10001" if postcode == "00000" else postcode)
-        body["parameters"] = self._parameters()
-        if scenario:
-            body["parameters"][SCENARIO_PARAMETER] = scenario
-        return body
-
-    def _card(self, cvv: str | None = None, expired: bool = False,
-              live_card: bool = False) -> dict[str, str]:
-        r = self.rng
-        number = self.fake.credit_card_number(r.choice(("visa16", "mastercard", "amex"))) \
-            if live_card else r.choice(sorted(TEST_CARDS))
-        digits = 4 if card_brand(number) == "amex" else 3
-        year = date.today().year + (-1 if expired else r.randint(1, 6))
-        return {"cardnumber": number, "cvv": cvv or f"{r.randint(1, 10**digits - 1):0{digits}d}",
-                "expiry_month": f"{r.randint(1, 12):02d}",
-                "expiry_year": r.choice((str(year), f"{year % 100:02d}"))}
-
-    def _account(self, bad_routing: bool = False, live_account: bool = False) -> dict[str, str]:
-        routing = self.fake.aba()
-        if bad_routing:  # one digit off: the ABA checksum fails
-            routing = routing[:8] + str((int(routing[8]) + 1) % 10)
-        account = self.fake.numerify("##########") if live_account \
-            else self.rng.choice(sorted(TEST_BANK_ACCOUNTS))
-        return {"bankaccountnumber": account, "routingnumber": routing}
-
-    def _amount(self) -> str:
-        # Most phone payments are small, a few large; all below the magic ranges (2000 and up).
-        cents = int(self.rng.lognormvariate(8.3, 1.0))
-        return f"{min(max(cents, 100), 199_999) / 100:.2f}"
-
-    def _description(self) -> str:
-        r, fake, roll = self.rng, self.fake, self.rng.random()
-        if roll < 0.6:
-            order = fake.random_int(10000, 99999)
-            return f"Order #{order} – {r.randint(1, 4)} x {r.choice(_ITEMS)}"
-        if roll < 0.85:
-            return f"Invoice {fake.bothify('INV-####-??').upper()} – {fake.company()}"
-        return f"{r.choice(_PLANS)} plan renewal – {fake.name()}"
-
-    def _parameters(self) -> dict[str, str]:
-        r, fake = self.rng, self.fake
-        parameters = {"order_ref": fake.bothify("ord_########"),
-                      "channel": r.choice(("ivr", "ivr", "agent", "callback"))}
-        if r.random() < 0.6:
-            parameters["customer_name"] = fake.name()
-        if r.random() < 0.4:
-            parameters["store"] = f"{fake.city()} store"
-        return parameters
-
+        return Journey(story, self.body(**variant), replays)
 
 def _slow_rule(transaction_id: str, holds: bool) -> dict[str, Any]:
     """A rule for one transaction: a 75 s first attempt (Twilio gives up after five retries),
