@@ -7,7 +7,6 @@ import base64
 import contextlib
 import http.client
 import json
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -17,7 +16,6 @@ from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 from sqlalchemy.engine import make_url
-from werkzeug.serving import WSGIRequestHandler, make_server
 
 from .magic import DECLINE_AMOUNTS
 from .payloads import Payloads
@@ -205,30 +203,20 @@ def run(count: int = 120, seed: int | None = None, url: str | None = None,
         return _send(twilio, count, seed, scale, store)
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log_request(self, *args: Any) -> None:  # the demo prints its own summary instead
-        pass
-
-
 @contextlib.contextmanager
 def embedded_server(config: dict[str, Any]) -> Iterator[tuple[str, str]]:
     """The app served on a free loopback port by a threaded server in this process; yields
     its URL and the store it writes to (password hidden)."""
     from . import create_app
+    from .live import ThreadedServer
     from .models import db
 
     app = create_app(config)
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
-    server.daemon_threads = False  # closing the server then waits for held requests to end
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
     store = make_url(app.config["SQLALCHEMY_DATABASE_URI"]).render_as_string(hide_password=True)
     try:
-        yield f"http://127.0.0.1:{server.server_port}", store
+        with ThreadedServer(app) as server:
+            yield server.url, store
     finally:
-        server.shutdown()
-        thread.join()
-        server.server_close()
         with app.app_context():
             db.engine.dispose()
 
