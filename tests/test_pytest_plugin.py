@@ -249,3 +249,12 @@ def _free_port() -> int:
     from conftest import free_port
 
     return free_port()
+
+
+def test_the_readme_shows_the_examples_that_run():
+    """The README's pytest example is tests/examples/test_pay_flows.py, so it cannot rot."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    example = (root / "tests" / "examples" / "test_pay_flows.py").read_text()
+    assert example[example.index("import pytest"):] in (root / "README.md").read_text()
