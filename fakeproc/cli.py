@@ -188,6 +188,31 @@ def pay(url: str, card_number: str | None, expiry: str | None, cvv: str | None,
     click.get_current_context().exit(0 if done.result == "success" and action_ok else 1)
 
 
+@main.command(with_appcontext=False)
+@click.argument("url")
+@click.option("--username", help="Basic-auth username of the connector.")
+@click.option("--password", help="Basic-auth password of the connector.")
+@click.option("--time-scale", type=float, default=1.0, show_default=True,
+              help="Scale of Twilio's 10 s timeout (0.01 against a fakeproc at that scale).")
+@click.option("--slow-amount", default="4012.00", show_default=True,
+              help="An amount the processor answers slowly on a first attempt "
+                   "(fakeproc's magic delay); elsewhere that check is skipped.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def check(url: str, username: str | None, password: str | None, time_scale: float,
+          slow_amount: str, as_json: bool) -> None:
+    """Check that the processor endpoint at URL behaves as Twilio expects; exit 1 if not."""
+    import json
+
+    from .conformance import check as run_checks
+
+    try:
+        report = run_checks(url, username, password, time_scale, slow_amount)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    click.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.render())
+    click.get_current_context().exit(0 if report.passed else 1)
+
+
 def _expiry(text: str) -> tuple[int, int]:
     month, _, year = text.partition("/")
     if not (month.isdigit() and year.isdigit() and 1 <= len(month) <= 2
