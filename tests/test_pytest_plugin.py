@@ -108,6 +108,9 @@ def test_add_rule_remove_rule_and_connectors(fakeproc, fakeproc_server, fakeproc
     assert requests.post(url, json=body, timeout=5).status_code == 401
     assert requests.post(url, json=body, auth=("shop", "pw"), timeout=5).json()["charge_id"]
     fakeproc.assert_charged_once(body["transaction_id"], connector="Shop")
+    fakeproc.update_connector("Shop", password="new")
+    assert requests.post(url, json=fakeproc_payload(), auth=("shop", "pw"),
+                         timeout=5).status_code == 401
 
 
 def test_reset_forgets_transactions_and_rules(fakeproc, fakeproc_client, fakeproc_payload):
@@ -145,6 +148,12 @@ def test_unknown(fakeproc, fakeproc_client, fakeproc_payload):
 
 def test_refused_rule(fakeproc):
     fakeproc.decline_next("Not A Code")
+
+
+def test_orphaned(fakeproc, fakeproc_client, fakeproc_payload):
+    body = fakeproc_payload()
+    fakeproc_client.post("/", json=body)
+    fakeproc.assert_orphaned(body["transaction_id"])
 '''
 
 
@@ -157,7 +166,7 @@ def test_a_sample_using_every_fixture_and_controller_method_passes(pytester):
 def test_failing_helpers_say_what_did_happen(pytester):
     pytester.makepyfile(test_failing=FAILING_HELPERS)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
-    result.assert_outcomes(failed=4)
+    result.assert_outcomes(failed=5)
     result.stdout.fnmatch_lines([
         "*PK* was charged 0 times, not once",
         "*charge on Default: declined insufficient_funds, no id, issued 0, orphaned False",
@@ -165,6 +174,8 @@ def test_failing_helpers_say_what_did_happen(pytester):
         "*PK* had 1 attempt(s), expected 3 attempts",
         "*fakeproc has no transaction PKmissing; the latest it has: PKknown",
         "*FakeprocError: POST /api/rules: action.error_code: String should match pattern*",
+        "*PK* is not an orphan",
+        "*charge on Default: succeeded, ch_*, issued 1, orphaned False",
     ])
 
 
