@@ -7,6 +7,7 @@ import logging
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,9 @@ from flask import Flask
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
 
-from . import connectors, turns
+from . import connectors, store, turns
 from .config import PACKAGE_DIR
+from .models import db
 from .runtime import runtime
 
 MIGRATIONS = PACKAGE_DIR / "migrations"
@@ -54,6 +56,11 @@ def prepare(app: Flask) -> None:
         flask_migrate.upgrade(directory=str(MIGRATIONS))
         connectors.ensure_default(app.config.get("USERNAME"), app.config.get("PASSWORD"),
                                   runtime().fingerprints)
+        attempts, claims = store.sweep(datetime.now(timezone.utc))
+        db.session.commit()
+        if attempts or claims:
+            log.warning("a process that stopped left %d attempts open (now marked interrupted) "
+                        "and %d undecided transactions claimed (now released)", attempts, claims)
 
 
 @contextmanager

@@ -132,12 +132,21 @@ def attempt_json(row: Attempt) -> dict[str, Any]:
     return {
         "number": row.number, "kind": row.kind, "received_at": _iso(row.received_at),
         "responded_at": _iso(row.responded_at), "gap_seconds": row.gap_seconds,
-        "delivery": row.delivery, "status_code": row.status_code, "late": row.late,
+        "delivery": _delivery(row), "status_code": row.status_code, "late": row.late,
         "intact": row.intact,
         "rules": row.rules or [], "protocol_violation": row.protocol_violation,
         "result_id": row.result_id, "response_body": row.response_body,
         "request": row.request, "client_ip": row.client_ip, "user_agent": row.user_agent,
     }
+
+
+def _delivery(row: Attempt) -> str | None:
+    """How an attempt ended; one still open past its expected end lost its process (the next
+    retry or start-up records that, this shows it meanwhile)."""
+    if row.delivery is None and row.expected_by is not None \
+            and row.expected_by < datetime.now(timezone.utc):
+        return "interrupted"
+    return row.delivery
 
 
 def format_amount(millis: int | None) -> str | None:

@@ -121,6 +121,9 @@ class Attempt(db.Model):
     kind: Mapped[str] = mapped_column(String(16))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     responded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # While open: when it should have ended at the latest. Past that, its process is gone and
+    # the attempt is marked `interrupted` (see store.sweep).
+    expected_by: Mapped[datetime | None] = mapped_column(UTCDateTime)
     gap_seconds: Mapped[float | None] = mapped_column(Float)
     delivery: Mapped[str | None] = mapped_column(String(16))
     status_code: Mapped[int | None] = mapped_column(Integer)

@@ -266,8 +266,10 @@ def _ledger_schemas(models: Schema) -> Schema:
                  "decided nothing (an HTTP error, a hang without charge)."},
         "received_at": TIME, "responded_at": maybe_time,
         "gap_seconds": {"type": "number", "nullable": True},
-        "delivery": {"type": "string", "enum": ["response", "hung", "dropped", None],
-                     "nullable": True},
+        "delivery": {"type": "string", "nullable": True,
+                     "enum": ["response", "hung", "dropped", "interrupted", None],
+                     "description": "How the attempt ended; `interrupted`: its process stopped "
+                                    "before it ended; null while open."},
         "status_code": {**INTEGER, "nullable": True},
         "late": BOOLEAN, "protocol_violation": BOOLEAN,
         "intact": {**BOOLEAN, "description": "Whether the answer carried the outcome as a "

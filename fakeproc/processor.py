@@ -33,8 +33,9 @@ log = logging.getLogger("fakeproc")
 # What an attempt is recorded as: a waiter is a replay that had to wait for the original.
 _KINDS = {"bystander": "fault"}
 
-# How long past its expected end an attempt holds the right to decide, before waiting retries
-# stop waiting for it (configured seconds, scaled like everything else).
+# How long past its expected end an attempt holds the right to decide, and stays open, before
+# it is taken for dead: a retry then takes the decision over, and the attempt is marked
+# interrupted (configured seconds, scaled like everything else).
 SETTLE_GRACE_SECONDS = 30.0
 
 # A held request does the writes that end it this much ahead of its due time (real seconds).
@@ -86,6 +87,8 @@ class Processor:
         registered = store.register(self._transaction_values(request, connector, received_at),
                                     quick, claim_until)
         if registered.number > 1:
+            # Attempts a crashed process left open end here: a retry is when Twilio cares.
+            store.interrupt_abandoned(registered.transaction_pk, received_at)
             log.info("retry connector=%s transaction_id=%s attempt=%d gap=%.2fs",
                      connector.unique_name, _printable(request.transaction_id),
                      registered.number, registered.gap_seconds or 0.0)
@@ -140,7 +143,8 @@ class Processor:
         plan = self._plan(request, connector, number, deciding=True)
         if not plan.decides:
             return "bystander", plan
-        if store.claim(registered.transaction_pk, self._deadline(received_at, plan)):
+        if store.claim(registered.transaction_pk, self._deadline(received_at, plan),
+                       received_at):
             return "original", plan
         return "waiter", self._plan(request, connector, number, deciding=False)
 
@@ -169,7 +173,7 @@ class Processor:
             # The fault that kept this attempt from deciding went to a racing request: decide
             # after all, or wait for the attempt that is deciding.
             deadline = self._deadline(attempt.received_at, plan)
-            if store.claim(attempt.registered.transaction_pk, deadline):
+            if store.claim(attempt.registered.transaction_pk, deadline, attempt.received_at):
                 return replace(attempt, plan=plan, role="original")
             return replace(attempt, plan=plan.without_outcome(), role="waiter")
         return replace(attempt, plan=plan)
@@ -215,8 +219,8 @@ class Processor:
             if registered.settlement is not None:
                 return registered.settlement
             settlement = self._settlement(request, attempt.connector, attempt.plan.outcome, 1)
-            store.settle(registered.transaction_pk, settlement, self.clock.now())
-            return settlement
+            # After a takeover another attempt may have decided first: its outcome holds.
+            return store.settle(registered.transaction_pk, settlement, self.clock.now())
         if role == "reprocess":
             if not attempt.plan.decides:  # a fault that charges nothing processes nothing
                 return None
@@ -252,11 +256,29 @@ class Processor:
                                                   attempt.request, current.settlement)
                 give_up_at = current.settle_by or current.created_at
                 if self.clock.now() > give_up_at:
-                    return self._settlement(attempt.request, attempt.connector, Outcome.decline(
-                        "processing_error", "the attempt deciding this transaction never "
-                        "finished"), 0, issue=False)
+                    # The deciding attempt is past its deadline: its process died (or is
+                    # hopelessly stuck). Decide in its place; the first settlement wins.
+                    taken = self._take_over(attempt)
+                    if taken is not None:
+                        return taken
                 settled_here.wait(poll)
             poll = min(poll * 2, self.poll_max)
+
+    def _take_over(self, attempt: _Attempt) -> Settlement | None:
+        now, transaction_pk = self.clock.now(), attempt.registered.transaction_pk
+        plan = self._plan(attempt.request, attempt.connector, attempt.registered.number,
+                          deciding=True)
+        if not store.claim(transaction_pk, self._deadline(now, Plan()), now):
+            return None
+        log.warning("takeover connector=%s transaction_id=%s attempt=%d: the deciding attempt "
+                    "never finished", attempt.connector.unique_name,
+                    _printable(attempt.request.transaction_id), attempt.registered.number)
+        store.interrupt_abandoned(transaction_pk, now)
+        settlement = store.settle(transaction_pk, self._settlement(
+            attempt.request, attempt.connector, plan.outcome, 1), now)
+        store.commit()
+        self.waiters.notify(transaction_pk)
+        return self._retry_settlement(attempt.connector.idempotency, attempt.request, settlement)
 
     # -- deciding ---------------------------------------------------------------------------
 
@@ -359,13 +381,26 @@ class Processor:
             "request": attempt.request.masked, "client_ip": client.address,
             "user_agent": client.user_agent, "responded_at": None, "delivery": None,
             "status_code": None, "response_body": None, "result_id": None, "late": False,
-            "intact": True,
+            "intact": True, "expected_by": None,
         }
         if result is not None:
             responded_at = self.clock.now()
             values.update(_outcome_values(result, responded_at,
                                           self._is_late(attempt, responded_at)))
+        else:
+            values["expected_by"] = self._expected_by(attempt)
         return values
+
+    def _expected_by(self, attempt: _Attempt) -> datetime:
+        """When an open attempt should have ended at the latest: its delay and hang, after
+        the deciding attempt's deadline for a waiter, and the grace."""
+        plan, start = attempt.plan, attempt.received_at
+        if attempt.role == "waiter":
+            claim = store.state(attempt.registered.transaction_pk).settle_by
+            start = max(claim or start, start)
+        hang = plan.fault.seconds if plan.fault and plan.fault.kind == "hang" else 0.0
+        seconds = (plan.delay or 0.0) + (hang or 0.0) + SETTLE_GRACE_SECONDS
+        return start + timedelta(seconds=self.clock.scaled(seconds))
 
 
 def _outcome_values(result: Delivery, responded_at: datetime, late: bool) -> dict:

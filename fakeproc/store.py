@@ -15,7 +15,8 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, exists, insert, literal, literal_column, select, update
+from sqlalchemy import (and_, bindparam, case, exists, insert, literal, literal_column, or_, select,
+                        update)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -94,7 +95,7 @@ TRANSACTION_KEYS = (
 ATTEMPT_KEYS = (
     "transaction_pk", "number", "kind", "received_at", "responded_at", "gap_seconds",
     "delivery", "status_code", "response_body", "result_id", "late", "intact",
-    "protocol_violation", "rules", "request", "client_ip", "user_agent")
+    "protocol_violation", "rules", "request", "client_ip", "user_agent", "expected_by")
 
 
 @cache
@@ -116,12 +117,21 @@ _LOAD = select(T).where(T.c.id == bindparam("pk"))
 _PREVIOUS_ARRIVAL = select(A.c.received_at).where(A.c.transaction_pk == bindparam("pk"),
                                                   A.c.number == bindparam("number"))
 _RECORD = RawStatement(insert(A).returning(A.c.id), ATTEMPT_KEYS, ("rules", "request"),
-                       ("received_at", "responded_at"))
-_SETTLE = update(T).where(T.c.id == bindparam("pk")).values(
-    settle_by=None, issued_count=T.c.issued_count + bindparam("issued"))
+                       ("received_at", "responded_at", "expected_by"))
+# The first settlement wins: an attempt that lost its claim to a takeover cannot decide again.
+_SETTLE = (update(T).where(T.c.id == bindparam("pk"), T.c.settled_at.is_(None)).values(
+    settle_by=None, issued_count=T.c.issued_count + bindparam("issued")).returning(T.c.id))
+# A claim past its deadline belongs to an attempt whose process is gone (or hopelessly late).
 _CLAIM = (update(T).where(T.c.id == bindparam("pk"), T.c.settled_at.is_(None),
-                          T.c.settle_by.is_(None))
+                          or_(T.c.settle_by.is_(None), T.c.settle_by < bindparam("now")))
           .values(settle_by=bindparam("deadline"), status="in_flight").returning(T.c.id))
+_INTERRUPT = (update(A).where(A.c.delivery.is_(None), A.c.expected_by < bindparam("now"))
+              .values(delivery="interrupted").returning(A.c.transaction_pk))
+_INTERRUPT_ONE = (update(A).where(A.c.transaction_pk == bindparam("pk"), A.c.delivery.is_(None),
+                                  A.c.expected_by < bindparam("now"))
+                  .values(delivery="interrupted").returning(A.c.id))
+_EXPIRED_CLAIMS = (update(T).where(T.c.settled_at.is_(None), T.c.settle_by < bindparam("now"))
+                   .values(settle_by=None).returning(T.c.id))
 _UNCLAIM = update(T).where(T.c.id == bindparam("pk"), T.c.settled_at.is_(None)).values(
     settle_by=None)
 _COUNT_ISSUE = (update(T).where(T.c.id == bindparam("pk"))
@@ -160,20 +170,44 @@ def record_attempt(values: dict[str, Any]) -> int:
     return _RECORD.execute(writer(), values).fetchone()[0]
 
 
-def claim(transaction_pk: int, deadline: datetime) -> bool:
-    """Take the right to decide an undecided transaction, unless another attempt holds it."""
-    return writer().execute(_CLAIM, {"pk": transaction_pk, "deadline": deadline}) \
-        .scalar() is not None
+def claim(transaction_pk: int, deadline: datetime, now: datetime) -> bool:
+    """Take the right to decide an undecided transaction, unless another attempt holds it and
+    is not yet past its deadline."""
+    return writer().execute(_CLAIM, {"pk": transaction_pk, "deadline": deadline,
+                                     "now": now}).scalar() is not None
 
 
 def unclaim(transaction_pk: int) -> None:
     writer().execute(_UNCLAIM, {"pk": transaction_pk})
 
 
-def settle(transaction_pk: int, settlement: Settlement, settled_at: datetime) -> None:
-    writer().execute(_SETTLE, {"pk": transaction_pk, **settlement.values(),
-                                   "settled_at": settled_at,
-                                   "issued": int(settlement.result_id is not None)})
+def settle(transaction_pk: int, settlement: Settlement, settled_at: datetime) -> Settlement:
+    """Store the outcome, unless another attempt stored one first; returns the one that holds."""
+    won = writer().execute(_SETTLE, {"pk": transaction_pk, **settlement.values(),
+                                     "settled_at": settled_at,
+                                     "issued": int(settlement.result_id is not None)})
+    if won.scalar() is not None:
+        return settlement
+    return _settlement_of(writer().execute(_LOAD, {"pk": transaction_pk}).one())
+
+
+def interrupt_abandoned(transaction_pk: int, now: datetime) -> None:
+    """Mark the transaction's attempts still open past their expected end as interrupted:
+    the process answering them is gone."""
+    if writer().execute(_INTERRUPT_ONE, {"pk": transaction_pk, "now": now}).first():
+        refresh_flags(transaction_pk)
+
+
+def sweep(now: datetime) -> tuple[int, int]:
+    """What processes that died left behind, in the whole store: open attempts past their
+    expected end become interrupted, claims past their deadline are released (the next retry
+    decides). Safe while other processes run. Returns (attempts, claims)."""
+    conn = writer()
+    touched = [row[0] for row in conn.execute(_INTERRUPT, {"now": now})]
+    released = [row[0] for row in conn.execute(_EXPIRED_CLAIMS, {"now": now})]
+    for transaction_pk in sorted(set(touched) | set(released)):
+        refresh_flags(transaction_pk)
+    return len(touched), len(released)
 
 
 def count_issue(transaction_pk: int) -> int:
