@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import flask_migrate
+from alembic.runtime.migration import MigrationContext
 from flask import Flask
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
@@ -53,7 +54,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def prepare(app: Flask) -> None:
     """Bring the schema up to date and make sure Default exists; safe from several processes."""
     with app.app_context(), migration_lock(app.config["SQLALCHEMY_DATABASE_URI"]):
+        before = schema_revision()
         flask_migrate.upgrade(directory=str(MIGRATIONS))
+        after = schema_revision()
+        if before is None:
+            log.info("schema created at revision %s", after)
+        elif after != before:
+            log.info("schema upgraded from revision %s to %s", before, after)
         connectors.ensure_default(app.config.get("USERNAME"), app.config.get("PASSWORD"),
                                   runtime().fingerprints)
         attempts, claims = store.sweep(datetime.now(timezone.utc))
@@ -61,6 +68,12 @@ def prepare(app: Flask) -> None:
         if attempts or claims:
             log.warning("a process that stopped left %d attempts open (now marked interrupted) "
                         "and %d undecided transactions claimed (now released)", attempts, claims)
+
+
+def schema_revision() -> str | None:
+    """The Alembic revision the app's database is at; None before the first migration."""
+    with db.engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
 
 
 @contextmanager

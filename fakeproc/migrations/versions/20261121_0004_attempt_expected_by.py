@@ -18,6 +18,12 @@ def upgrade():
     with op.batch_alter_table('attempts', schema=None) as batch_op:
         batch_op.add_column(sa.Column('expected_by', sa.DateTime(), nullable=True))
 
+    # An attempt still open here was left by a server from before this revision: without an
+    # expected end, no sweep would ever close it and its transaction would stay in flight.
+    # Due at once, the start-up sweep reads it interrupted; a server still answering it
+    # overwrites that when it does.
+    op.execute("UPDATE attempts SET expected_by = received_at WHERE delivery IS NULL")
+
 
 def downgrade():
     with op.batch_alter_table('attempts', schema=None) as batch_op:
