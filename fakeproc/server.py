@@ -32,8 +32,25 @@ class Server(BaseApplication):
     def load(self):
         from . import create_app
 
+        _cooperative_psycopg()
+
         # The master migrated the schema before forking; workers must not race to do it again.
         return Arrivals(create_app({**self.app_config, "AUTO_MIGRATE": False}))
+
+
+def _cooperative_psycopg() -> None:
+    """Make psycopg wait for PostgreSQL the gevent way in this worker.
+
+    The master imported psycopg (to migrate) before the worker patched the standard library,
+    so psycopg chose its C wait, which blocks the whole process: while one request waited on a
+    row lock, the worker answered nothing else. Its poll-based wait goes through the patched
+    `select` and lets the other requests run."""
+    import sys
+
+    waiting = sys.modules.get("psycopg.waiting")
+    if waiting is not None:
+        waiting.wait = waiting.wait_poll
+        waiting._ready = waiting._ready_poll
 
 
 class Arrivals:

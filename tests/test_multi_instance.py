@@ -387,3 +387,29 @@ def _wait_in_flight(url: str, transaction_id: str, timeout: float = 10.0) -> Non
             return
         time.sleep(0.005)
     raise AssertionError(f"{transaction_id} was never seen in flight")
+
+
+def test_a_request_blocked_on_a_row_lock_does_not_stall_its_worker(instances, database):
+    """Each instance has one worker: while a retry waits for a row another connection holds
+    locked, the same worker still answers everything else (psycopg waits the gevent way)."""
+    first = instances[0]
+    body = card_payload()
+    assert requests.post(first.url + "/", json=body, timeout=30).ok
+    engine = create_engine(database)
+    pool = ThreadPoolExecutor(max_workers=1)
+    try:
+        with engine.connect() as locker:
+            locker.execute(text("SELECT id FROM transactions WHERE transaction_id = :t "
+                                "FOR UPDATE"), {"t": body["transaction_id"]})
+            blocked = pool.submit(requests.post, first.url + "/", json=body, timeout=30)
+            time.sleep(0.3)  # the retry reaches the locked row and waits there
+            assert not blocked.done()
+            started = time.monotonic()
+            assert requests.get(first.url + "/api/health", timeout=30).ok
+            fresh = requests.post(first.url + "/", json=card_payload(), timeout=30)
+            assert fresh.json()["charge_id"] and time.monotonic() - started < 2.0
+            locker.rollback()
+        assert blocked.result(timeout=30).json()["charge_id"]
+    finally:
+        pool.shutdown()
+        engine.dispose()
