@@ -14,8 +14,9 @@ from pydantic import BaseModel
 from . import cards
 from .ledger import STATUSES
 from .paging import CURSOR, MAX_LIMIT
-from .schemas import ConnectorCreate, ConnectorUpdate, ResetRequest, RuleCreate, RuleUpdate
-from .wire import ACH, CARD, MAX_ID_LENGTH, METHODS
+from .schemas import (MAX_INTEGER, ConnectorCreate, ConnectorUpdate, ResetRequest, RuleCreate,
+                      RuleUpdate)
+from .wire import ACH, CARD, MAX_DEPTH, MAX_ID_LENGTH, MAX_LENGTHS, METHODS
 
 Schema = dict[str, Any]
 
@@ -106,13 +107,20 @@ def _model_schema(model: type[BaseModel], components: Schema) -> Schema:
 
 def _amounts_as_taken(match: Schema) -> None:
     """A rule's amounts: a number, or a decimal string in AMOUNT's form (pydantic's own
-    pattern lets a sign and any range through, which the model then refuses)."""
+    pattern lets a sign and any range through, which the model then refuses); either way at
+    most 3 decimal places."""
+    def as_taken(option: Schema) -> Schema:
+        if option.get("type") == "string":
+            return {"type": "string", "pattern": AMOUNT["pattern"]}
+        if option.get("type") == "number":
+            return option | {"multipleOf": 0.001}
+        return option
+
     for name in ("amount", "amount_min", "amount_max"):
         field = match["properties"][name]
-        field["anyOf"] = [{"type": "string", "pattern": AMOUNT["pattern"]}
-                          if option.get("type") == "string" else option
-                          for option in field["anyOf"]]
-        field["description"] = "A decimal from 0 to 1000000, at most 3 decimal places."
+        field["anyOf"] = [as_taken(option) for option in field["anyOf"]]
+        field["description"] = "A decimal from 0 to 1000000, at most 3 decimal places." + (
+            "" if name == "amount" else " `amount_min` may not be above `amount_max`.")
 
 
 def _oas30(schema: Any) -> Any:
@@ -159,8 +167,10 @@ def _processor_schemas() -> Schema:
             "transaction_id": {"type": "string", "minLength": 1, "maxLength": MAX_ID_LENGTH},
             **dict.fromkeys(("cardnumber", "cvv", "expiry_month", "expiry_year", "currency_code",
                              "postal_code", "bankaccountnumber", "routingnumber"), field),
+            **{name: {**field, "maxLength": length} for name, length in MAX_LENGTHS.items()},
             "amount": {**AMOUNT, "nullable": True},
-            "description": {"description": "Any JSON value; stored."},
+            "description": {"description": f"Any JSON value, nested at most {MAX_DEPTH} "
+                            "levels deep; stored."},
             "parameters": {"type": "object", "nullable": True, "additionalProperties": flat,
                            "description": "Flat custom parameters; with magic values on, "
                            "`fakeproc_scenario` runs steps joined by `;`."},
@@ -360,11 +370,12 @@ def _parameters(models: Schema) -> Schema:
         "UniqueName": {"name": "unique_name", "in": "path", "required": True,
                        "schema": {key: value for key, value in name.items() if key != "title"}},
         "RuleId": {"name": "rule_id", "in": "path", "required": True,
-                   "schema": {"type": "integer", "minimum": 0}},
+                   "schema": {"type": "integer", "minimum": 0, "maximum": MAX_INTEGER}},
         "Limit": _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT,
                                   "default": 50}, "Page size."),
-        "Cursor": _query("cursor", {"type": "string", "pattern": f"^{CURSOR.pattern}$"},
-                         "A `next_cursor` this API gave; others are a 400."),
+        "Cursor": _query("cursor", {"type": "string", "pattern": f"^(?:{CURSOR.pattern})?$"},
+                         "A `next_cursor` this API gave (empty: the first page); others are a "
+                         "400."),
     }
 
 
@@ -428,7 +439,7 @@ def _api_paths() -> Schema:
                                           [*filters, limit, cursor])},
         "/api/transactions/{transaction_id}": {"get": _api(
             "getTransaction", "One transaction, with its attempts", "TransactionDetail",
-            {404: "No such transaction.", 409: "The transaction_id exists on several "
+            {400: None, 404: "No such transaction.", 409: "The transaction_id exists on several "
              "connectors; name one with `connector`."},
             [transaction, _query("connector", STRING, "The connector, when ambiguous.")])},
         "/api/retries": {"get": _api("listRetries", "Retried transactions, newest first",

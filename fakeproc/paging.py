@@ -13,8 +13,9 @@ from .errors import BadRequest
 from .models import db
 
 MAX_LIMIT = 500
-# A cursor names the last row of the page before; clients pass it back, never build one.
-CURSOR = re.compile(r"c[0-9a-f]{1,15}")
+# A cursor names the last row of the page before; clients pass it back, never build one. Ids
+# are 32-bit INTEGER columns: a larger one would be a database error on PostgreSQL, not a 400.
+CURSOR = re.compile(r"c[0-7]?[0-9a-f]{1,7}")
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator,
+                      model_validator)
 
 from .cards import BRANDS
 
@@ -13,10 +14,21 @@ __all__ = ["ConnectorCreate", "ConnectorUpdate", "ResetRequest", "RuleCreate", "
            "ValidationError", "describe"]
 
 UniqueName = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+# The largest number an INTEGER column holds on every store (PostgreSQL's is 32 bits).
+MAX_INTEGER = 2**31 - 1
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
+
+    @field_validator("*")
+    @classmethod
+    def _storable(cls, value: object) -> object:
+        """PostgreSQL text cannot hold NUL: refuse it here, naming the field, not at the INSERT."""
+        texts = [*value.keys(), *value.values()] if isinstance(value, dict) else [value]
+        if any(isinstance(text, str) and "\x00" in text for text in texts):
+            raise ValueError("must not hold a NUL character")
+        return value
 
 
 class ConnectorUpdate(_Strict):
@@ -140,7 +152,7 @@ Action = Annotated[Union[Approve, Decline, Delay, Hang, Drop, HttpError, Malform
 class RuleCreate(_Strict):
     match: RuleMatch = Field(default_factory=RuleMatch)
     action: Action
-    remaining: int | None = Field(default=None, ge=1)
+    remaining: int | None = Field(default=None, ge=1, le=MAX_INTEGER)
     probability: float = Field(default=1.0, ge=0, le=1)
     enabled: bool = True
     priority: int = Field(default=100, ge=-1_000_000, le=1_000_000)
@@ -150,7 +162,7 @@ class RuleCreate(_Strict):
 class RuleUpdate(_Strict):
     match: RuleMatch | None = None
     action: Action | None = None
-    remaining: int | None = Field(default=None, ge=0)
+    remaining: int | None = Field(default=None, ge=0, le=MAX_INTEGER)
     probability: float | None = Field(default=None, ge=0, le=1)
     enabled: bool | None = None
     priority: int | None = Field(default=None, ge=-1_000_000, le=1_000_000)
@@ -170,7 +182,7 @@ def describe(error: ValidationError) -> str:
     parts = []
     for item in error.errors():
         loc = item["loc"]
-        names = [str(part) for index, part in enumerate(loc)
+        names = [str(part) or '""' for index, part in enumerate(loc)
                  if not (index and loc[index - 1] in ("action", "outcome")
                          and part in _ACTION_TAGS)]
         if item["type"] in _UNION_TAG_ERRORS:

@@ -20,7 +20,7 @@ MAX_DEPTH = 32
 # Characters no database column can hold: lone surrogates, and NUL (PostgreSQL refuses it).
 _UNSTORABLE = re.compile("[\ud800-\udfff\x00]")
 # Longest value of each field stored as it came (the columns' sizes).
-_MAX_LENGTHS = {"routingnumber": 32, "currency_code": 16, "postal_code": 32}
+MAX_LENGTHS = {"routingnumber": 32, "currency_code": 16, "postal_code": 32}
 _AMOUNT = re.compile(r"[0-9]{1,7}(\.[0-9]{1,3})?")
 _STRING_FIELDS = (
     "method", "transaction_id", "cardnumber", "cvv", "expiry_month", "expiry_year", "amount",
@@ -97,8 +97,8 @@ def parse(raw: bytes, path_method: str | None = None) -> PaymentRequest:
     for name in _STRING_FIELDS:
         if body.get(name) is not None and not isinstance(body[name], str):
             raise InvalidRequest(f"{name} must be a string", method)
-        if name in _MAX_LENGTHS and len(body.get(name) or "") > _MAX_LENGTHS[name]:
-            raise InvalidRequest(f"{name} is longer than {_MAX_LENGTHS[name]} characters", method)
+        if name in MAX_LENGTHS and len(body.get(name) or "") > MAX_LENGTHS[name]:
+            raise InvalidRequest(f"{name} is longer than {MAX_LENGTHS[name]} characters", method)
     transaction_id = body.get("transaction_id")
     if not transaction_id:
         raise InvalidRequest("transaction_id is required", method)
