@@ -33,9 +33,9 @@ def engine_options(url: str) -> dict[str, Any]:
     if make_url(url).get_backend_name() == "sqlite":
         # LIFO: the same few connections serve one after another, their page caches warm.
         return {"pool_size": 20, "max_overflow": 80, "pool_timeout": 60, "pool_use_lifo": True}
-    # Waits on PostgreSQL are cooperative: each waiting request holds a connection. 15 a
-    # worker keeps a few instances of the default 2 workers under PostgreSQL's default 100.
-    return {"pool_size": 5, "max_overflow": 10, "pool_timeout": 60, "pool_pre_ping": True}
+    # Waits on PostgreSQL are cooperative, so a worker may hold many connections at once (a
+    # request waiting on a row lock holds one); see docs/deploy.md for max_connections.
+    return {"pool_size": 10, "max_overflow": 30, "pool_timeout": 60, "pool_pre_ping": True}
 
 
 @event.listens_for(Engine, "connect")
