@@ -377,3 +377,13 @@ def test_settings_show_the_time_scale_and_the_magic_values(client):
     text = client.get("/admin/settings").get_data(as_text=True)
     assert 'id="time-scale">0.01<' in text
     assert "2001 insufficient_funds" in text and "fakeproc_scenario" in text
+
+
+@pytest.mark.parametrize("path, status", [
+    ("/admin/transactions?q=a%00b", 400), ("/admin/transactions?connector=%00", 400),
+    ("/admin/transactions/tx%00", 404), ("/admin/connectors/Shop%00", 404)])
+def test_what_no_store_can_hold_is_a_clear_4xx_page(client, path, status):
+    """PostgreSQL text cannot hold a NUL: refused before any query, on every store alike."""
+    response = client.get(path)
+    assert response.status_code == status
+    assert "NUL" in response.get_data(as_text=True) or "no " in response.get_data(as_text=True)

@@ -10,18 +10,17 @@ from werkzeug.wrappers import Response
 
 from .. import connectors, ledger, rules
 from ..models import db
-from ..errors import BadRequest, NotFound
+from ..errors import BadRequest
 from ..openapi import build_spec, package_version
 from ..runtime import runtime
-from ..schemas import (MAX_INTEGER, ConnectorCreate, ConnectorUpdate, ResetRequest, RuleCreate,
+from ..schemas import (ConnectorCreate, ConnectorUpdate, ResetRequest, RuleCreate,
                        RuleUpdate)
 from ..security import same
-from .errors import api_error
+from .errors import api_error, refuse_unstorable
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
 _PUBLIC = frozenset({"api.health"})
-_NAMES = {"rule_id": "rule", "unique_name": "connector", "transaction_id": "transaction"}
 
 
 @bp.before_request
@@ -38,18 +37,7 @@ def require_token() -> Response | None:
     return None
 
 
-@bp.before_request
-def refuse_unstorable() -> None:
-    """What no store can hold is refused before it reaches a WHERE: a NUL character
-    (PostgreSQL text cannot hold one) or a rule id past the id column. Nothing stored has such
-    a name, so a path naming one names nothing (404); a query parameter is a 400 naming it."""
-    for name, value in (request.view_args or {}).items():
-        if (isinstance(value, str) and "\x00" in value) \
-                or (isinstance(value, int) and value > MAX_INTEGER):
-            raise NotFound(f"no {_NAMES.get(name, name)} {value!r}")
-    for name, value in request.args.items(multi=True):
-        if "\x00" in value:
-            raise BadRequest(f"{name} must not hold a NUL character")
+bp.before_request(refuse_unstorable)
 
 
 @bp.get("/health")

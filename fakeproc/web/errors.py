@@ -8,12 +8,13 @@ from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.wrappers import Response
 
-from ..errors import DomainError
-from ..schemas import ValidationError, describe
+from ..errors import BadRequest, DomainError, NotFound
+from ..schemas import MAX_INTEGER, ValidationError, describe
 from ..wire import InvalidRequest, answer
 
 log = logging.getLogger("fakeproc")
 
+_NAMES = {"rule_id": "rule", "unique_name": "connector", "transaction_id": "transaction"}
 _PROCESSOR_CODES = {400: "invalid_request", 401: "unauthorized", 404: "not_found",
                     405: "method_not_allowed", 413: "request_too_large"}
 
@@ -72,3 +73,16 @@ def register(app: Flask) -> None:
     def unexpected(error: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return http_error(InternalServerError("fakeproc hit an internal error; see its log"))
+
+
+def refuse_unstorable() -> None:
+    """What no store can hold is refused before it reaches a WHERE: a NUL character
+    (PostgreSQL text cannot hold one) or a rule id past the id column. Nothing stored has such
+    a name, so a path naming one names nothing (404); a query parameter is a 400 naming it."""
+    for name, value in (request.view_args or {}).items():
+        if (isinstance(value, str) and "\x00" in value) \
+                or (isinstance(value, int) and value > MAX_INTEGER):
+            raise NotFound(f"no {_NAMES.get(name, name)} {value!r}")
+    for name, value in request.args.items(multi=True):
+        if "\x00" in value:
+            raise BadRequest(f"{name} must not hold a NUL character")

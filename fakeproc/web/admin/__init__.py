@@ -11,6 +11,7 @@ from werkzeug.wrappers import Response
 from ...errors import DomainError
 from ...schemas import ValidationError, describe
 from ...security import same
+from ..errors import refuse_unstorable
 from .forms import ConfirmForm, LoginForm
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -31,6 +32,10 @@ def require_login() -> Response | None:
     if request.method == "GET" and request.headers.get("HX-Request") != "true":
         return redirect(url_for("admin.login", next=request.full_path.rstrip("?")))
     return Response("log in first", status=401, mimetype="text/plain")
+
+
+# What no store can hold (a NUL, an id past the column) is a 404 or 400 page, as in the API.
+bp.before_request(refuse_unstorable)
 
 
 @bp.context_processor
