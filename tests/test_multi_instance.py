@@ -18,12 +18,11 @@ from __future__ import annotations
 import collections
 import json
 import random
-import socket
-import struct
-import threading
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,14 +31,15 @@ from conftest import ServeGroup, card_payload, make_postgres_database, post_conc
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+# The counting proxy and the poll schedule are the benchmark's (benchmarks/pgwire.py).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+from pgwire import QueryCounter, polls_by_schedule  # noqa: E402
+
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 INSTANCES = 3
 ATTEMPTS = 5
 STORM_DECLINES = 5  # the storm's "decline the next 5", over 12 transactions
-# The processor's poll back-off (fakeproc/processor.py `_await_settlement`, config
-# INFLIGHT_POLL_MAX), real seconds whatever the time scale.
-POLL_FIRST, POLL_MAX = 0.005, 0.25
 TIME_SCALE = 0.05
 
 
@@ -212,109 +212,6 @@ def test_decline_the_next_seven_is_exactly_seven_across_three_instances(instance
 
 
 # -- what a retry waiting on another instance costs the database ---------------------------------
-
-class QueryCounter:
-    """A TCP proxy to PostgreSQL that counts what its clients send: transactions (`BEGIN`),
-    statements (each Execute of the extended protocol, each other simple query) and round
-    trips (each Sync or simple query). Only for servers that allow plain connections."""
-
-    def __init__(self, host: str, port: int):
-        self.target = (host, port)
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self._lock = threading.Lock()
-        self._counts: collections.Counter[str] = collections.Counter()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def counts(self) -> collections.Counter[str]:
-        with self._lock:
-            return collections.Counter(self._counts)
-
-    def close(self) -> None:
-        self.listener.close()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            server = socket.create_connection(self.target)
-            threading.Thread(target=self._from_client, args=(client, server), daemon=True).start()
-            threading.Thread(target=_pipe, args=(server, client), daemon=True).start()
-
-    def _from_client(self, client: socket.socket, server: socket.socket) -> None:
-        buffer, started = b"", False
-
-        def take(size: int) -> bytes:
-            nonlocal buffer
-            while len(buffer) < size:
-                data = client.recv(65536)
-                if not data:
-                    raise EOFError
-                server.sendall(data)
-                buffer += data
-            taken, buffer = buffer[:size], buffer[size:]
-            return taken
-
-        try:
-            while not started:  # untyped start-up packets: length, then a protocol code
-                length, code = struct.unpack("!ii", take(8))
-                take(length - 8)
-                started = code == 196608
-            while True:
-                kind, length = struct.unpack("!ci", take(5))
-                payload = take(length - 4)
-                self._count(kind, payload)
-        except (EOFError, OSError):
-            pass
-        finally:
-            _close(client, server)
-
-    def _count(self, kind: bytes, payload: bytes) -> None:
-        with self._lock:
-            if kind == b"Q":
-                self._counts["round trips"] += 1
-                query = payload.rstrip(b"\0").strip().upper()
-                if query == b"BEGIN":
-                    self._counts["transactions"] += 1
-                elif query not in (b"COMMIT", b"ROLLBACK", b";", b""):
-                    self._counts["statements"] += 1
-            elif kind == b"S":
-                self._counts["round trips"] += 1
-            elif kind == b"E":
-                self._counts["statements"] += 1
-
-
-def _pipe(source: socket.socket, sink: socket.socket) -> None:
-    try:
-        while data := source.recv(65536):
-            sink.sendall(data)
-    except OSError:
-        pass
-    finally:
-        _close(source, sink)
-
-
-def _close(*sockets: socket.socket) -> None:
-    for sock in sockets:
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        sock.close()
-
-
-def polls_by_schedule(wait: float) -> int:
-    """How many times a retry waiting `wait` seconds reads the transaction: at once, then after
-    5, 10, 20, … ms, doubling up to 250 ms, then every 250 ms."""
-    polls, elapsed, pause = 0, 0.0, POLL_FIRST
-    while elapsed <= wait:
-        polls += 1
-        elapsed += pause
-        pause = min(pause * 2, POLL_MAX)
-    return polls
-
 
 def test_a_retry_waiting_on_another_instance_polls_with_a_back_off(instances, database, serve):
     """One retry waits about a second on another instance: the database sees one short read
