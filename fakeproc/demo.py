@@ -115,8 +115,7 @@ def _slow_rule(transaction_id: str, holds: bool) -> dict[str, Any]:
     if holds:
         return {"match": {**match, "attempt": 1}, "remaining": 1,
                 "action": {"type": "delay", "seconds": SLOW_RULE_SECONDS}}
-    return {"match": match, "action": {"type": "drop", "charge": True},
-            "remaining": TWILIO_RETRIES + 1}
+    return {"match": match, "action": {"type": "drop", "charge": True}, "remaining": 1}
 
 
 class Twilio:

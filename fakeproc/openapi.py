@@ -346,11 +346,13 @@ def _rule_schemas(models: Schema) -> Schema:
         "action": {key: value for key, value in models["RuleCreate"]["properties"]["action"]
                    .items() if key != "title"},
         "remaining": {"type": "integer", "minimum": 0, "nullable": True, "description":
-                      "Firings left: transactions for an outcome action, attempts for a "
-                      "delivery action; null is forever."},
+                      "Payments (transactions) it may still fire on, for every kind of "
+                      "action; once fired on a payment it holds that payment's later attempts "
+                      "without counting them. Null is forever."},
         "probability": {"type": "number", "minimum": 0, "maximum": 1},
         "enabled": BOOLEAN, "priority": INTEGER, "note": TEXT,
-        "fired": {"type": "integer", "minimum": 0, "description": "How often it fired."},
+        "fired": {"type": "integer", "minimum": 0,
+                  "description": "How many payments it fired on."},
         "live": {**BOOLEAN, "description": "Enabled and not used up."},
         "created_at": TIME, "updated_at": TIME,
     }

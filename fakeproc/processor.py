@@ -113,13 +113,15 @@ class Processor:
     # -- roles and plans --------------------------------------------------------------------
 
     def _plan(self, request: PaymentRequest, connector: ConnectorSettings, number: int,
-              deciding: bool, skip: tuple[int, ...] = ()) -> Plan:
+              deciding: bool, skip: tuple[int, ...] = (),
+              earlier: Registered | None = None) -> Plan:
         """Rules first, then magic values, each filling only what is still open; the outcome
-        is planned only for an attempt that decides it."""
+        is planned only for an attempt that decides it. Rules that fired on an `earlier`
+        attempt of the transaction apply again without being counted."""
         facts = Facts(connector.unique_name, request, self.fingerprints.of(request)
                       if request.is_card else None,
                       self.fingerprints.digest("cvv:" + request.cvv) if request.cvv else None,
-                      number)
+                      number, rules.fired_in([earlier.fired_before]) if earlier else frozenset())
         by_magic = magic.plan(request, number) if connector.magic_values else Plan()
         plan = self.rulebook.delivery(facts, skip).merged(by_magic.without_outcome())
         if not (deciding and plan.decides):
@@ -137,16 +139,17 @@ class Processor:
         if self._differing_fields(registered.stored, request):
             return "mismatch", Plan()
         if connector.idempotency == "reprocess":
-            return "reprocess", self._plan(request, connector, number, deciding=True)
+            return "reprocess", self._plan(request, connector, number, True, earlier=registered)
         if registered.settlement is not None:
-            return connector.idempotency, self._plan(request, connector, number, False)
-        plan = self._plan(request, connector, number, deciding=True)
+            return connector.idempotency, self._plan(request, connector, number, False,
+                                                     earlier=registered)
+        plan = self._plan(request, connector, number, deciding=True, earlier=registered)
         if not plan.decides:
             return "bystander", plan
         if store.claim(registered.transaction_pk, self._deadline(received_at, plan),
                        received_at):
             return "original", plan
-        return "waiter", self._plan(request, connector, number, deciding=False)
+        return "waiter", self._plan(request, connector, number, False, earlier=registered)
 
     def _settle_role(self, attempt: _Attempt) -> _Attempt:
         """Consume the counted rules the plan uses; a rule another request used up is skipped
@@ -163,7 +166,7 @@ class Processor:
                 break
             skip += tuple(used_up)
             plan = self._plan(attempt.request, attempt.connector, attempt.registered.number,
-                              deciding, skip)
+                              deciding, skip, earlier=attempt.registered)
         rules.count_firing(set(plan.rules) - taken)
         if attempt.role == "original" and not plan.decides:
             # The plan that claimed the decision lost its rule to a racing request.
@@ -267,7 +270,7 @@ class Processor:
     def _take_over(self, attempt: _Attempt) -> Settlement | None:
         now, transaction_pk = self.clock.now(), attempt.registered.transaction_pk
         plan = self._plan(attempt.request, attempt.connector, attempt.registered.number,
-                          deciding=True)
+                          deciding=True, earlier=attempt.registered)
         if not store.claim(transaction_pk, self._deadline(now, Plan()), now):
             return None
         log.warning("takeover connector=%s transaction_id=%s attempt=%d: the deciding attempt "

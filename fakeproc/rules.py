@@ -1,22 +1,28 @@
 """Rules: stored faults with a match, an action and a lifetime, shared by every process.
 
-Each process keeps the live rules (enabled, not used up) in memory, reloaded only when the
-store's configuration version moves, so a request never scans the rules table. Counting is done
-in the database with one conditional UPDATE, so "the next 3" means 3 across every process.
+A rule's `remaining` counts transactions (payments), whatever its kind. Once a rule has fired
+on a transaction it keeps applying to that transaction's later attempts while its match holds,
+without being counted or drawn again, even when used up: "the next payment hangs" hangs
+Twilio's retries of that payment too. Disabling or deleting the rule stops it.
+
+Each process keeps the enabled rules in memory, reloaded only when the store's configuration
+version moves, so a request never scans the rules table. Counting is done in the database with
+one conditional UPDATE, so "the next 3" means 3 across every process.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, delete, or_, select, update
+from sqlalchemy import bindparam, delete, select, update
 
 from . import unit, versions
 from .errors import NotFound
@@ -40,6 +46,8 @@ class Facts:
     card_fingerprint: str | None
     cvv_fingerprint: str | None
     attempt: int
+    # Rules that fired on an earlier attempt of the same transaction.
+    fired_before: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -47,7 +55,8 @@ class LiveRule:
     id: int
     match: dict[str, Any]
     action: dict[str, Any]
-    counted: bool
+    counted: bool  # it has a `remaining` count
+    spent: bool  # that count is used up: it applies only where it already fired
     probability: float
 
     @property
@@ -57,10 +66,28 @@ class LiveRule:
     def matches(self, facts: Facts) -> bool:
         return all(_FIELD_TESTS[name](value, facts) for name, value in self.match.items())
 
-    def plan(self) -> Plan:
-        action_plan = plan_from_action(self.action, f"rule:{self.id}")
+    def plan(self, again: bool = False) -> Plan:
+        """What the rule does to an attempt; `again` when it already fired on the
+        transaction, so it is neither counted nor consumed a second time."""
+        action_plan = plan_from_action(self.action, label(self.id))
+        if again:
+            return action_plan
         return replace(action_plan, rules=(self.id,),
                        counted=(self.id,) if self.counted else ())
+
+
+def label(rule_id: int) -> str:
+    """How an attempt records that a rule fired on it."""
+    return f"rule:{rule_id}"
+
+
+_LABEL = re.compile(r"rule:([0-9]+)")
+
+
+def fired_in(recorded: Iterable[Iterable[str] | None]) -> frozenset[int]:
+    """The rule ids among attempts' recorded firings (rules and magic values alike)."""
+    return frozenset(int(found.group(1)) for labels in recorded for text in labels or ()
+                     if isinstance(text, str) and (found := _LABEL.fullmatch(text)))
 
 
 def _amount(facts: Facts) -> Decimal | None:
@@ -96,23 +123,29 @@ def _text(value: Any) -> str:
 
 
 class RuleBook:
-    """This process's copy of the live rules, in evaluation order (priority, then age)."""
+    """This process's copy of the enabled rules, in evaluation order (priority, then age).
 
-    def __init__(self, seed: str | None = None):
+    A probability is drawn once per transaction: the draw is a hash of the rule, the
+    connector, the `transaction_id` and a salt (the seed when one is set, so runs repeat;
+    else `salt`, a secret of the store, so every process draws alike)."""
+
+    def __init__(self, seed: str | None = None, salt: Callable[[], str] | None = None):
         self._lock = threading.Lock()
         self._version: str | None = None
         self._rules: tuple[LiveRule, ...] = ()
         self._seed = seed
+        self._salt_source = salt
+        self._salt: str | None = seed
 
     def live(self) -> tuple[LiveRule, ...]:
         version = versions.current()
         if version != self._version:
             rows = unit.connection().execute(
                 select(Rule.id, Rule.match, Rule.action, Rule.remaining, Rule.probability)
-                .where(Rule.enabled.is_(True), or_(Rule.remaining.is_(None), Rule.remaining > 0))
-                .order_by(Rule.priority, Rule.id))
+                .where(Rule.enabled.is_(True)).order_by(Rule.priority, Rule.id))
             rules = tuple(LiveRule(r.id, r.match or {}, r.action, r.remaining is not None,
-                                   r.probability) for r in rows)
+                                   r.remaining is not None and r.remaining <= 0, r.probability)
+                          for r in rows)
             with self._lock:
                 self._rules, self._version = rules, version
         return self._rules
@@ -127,9 +160,12 @@ class RuleBook:
 
     def _first(self, facts: Facts, outcome_rules: bool, skip: frozenset[int]) -> Plan:
         for rule in self.live():
-            if rule.is_outcome == outcome_rules and rule.id not in skip \
-                    and rule.matches(facts) and self._draw(rule, facts):
-                return rule.plan()
+            if rule.is_outcome != outcome_rules or rule.id in skip:
+                continue
+            again = rule.id in facts.fired_before
+            if (again or not rule.spent) and rule.matches(facts) \
+                    and (again or self._draw(rule, facts)):
+                return rule.plan(again)
         return NOTHING
 
     def _draw(self, rule: LiveRule, facts: Facts) -> bool:
@@ -137,11 +173,13 @@ class RuleBook:
             return True
         if rule.probability <= 0:
             return False
-        if self._seed is None:
-            return random.random() < rule.probability
-        key = f"{self._seed}|{rule.id}|{facts.connector}|{facts.request.transaction_id}|" \
-              f"{facts.attempt}"
+        key = f"{self._draw_salt()}|{rule.id}|{facts.connector}|{facts.request.transaction_id}"
         return random.Random(key).random() < rule.probability
+
+    def _draw_salt(self) -> str:
+        if self._salt is None:
+            self._salt = self._salt_source() if self._salt_source else str(random.random())
+        return self._salt
 
 
 _RULES = Rule.__table__
@@ -166,7 +204,7 @@ def consume(rule_id: int) -> bool:
 
 
 def count_firing(rule_ids: Iterable[int]) -> None:
-    """Count firings of rules without a `remaining` limit."""
+    """Count the transactions that rules without a `remaining` limit fired on."""
     for rule_id in sorted(rule_ids):
         _COUNT.execute(unit.writer(), {"rule_id": rule_id})
 
@@ -258,5 +296,5 @@ def _row(rule_id: int) -> Rule:
     return row
 
 
-__all__ = ["Facts", "RuleBook", "consume", "count_firing", "create", "get", "outcome_from",
-           "page", "remove", "rule_json", "update_rule"]
+__all__ = ["Facts", "RuleBook", "consume", "count_firing", "create", "fired_in", "get",
+           "label", "outcome_from", "page", "remove", "rule_json", "update_rule"]

@@ -25,7 +25,8 @@ class Runtime:
         self.ids = IdFactory(config.get("SEED"))
         self.waiters = Waiters()
         self.directory = Directory()
-        self.rulebook = RuleBook(str(config["SEED"]) if config.get("SEED") is not None else None)
+        self.rulebook = RuleBook(str(config["SEED"]) if config.get("SEED") is not None else None,
+                                 salt=lambda: self.fingerprints.digest("rule-draws"))
         self.admin_token: str | None = config.get("ADMIN_TOKEN") or None
         self._poll_max = float(config["INFLIGHT_POLL_MAX"])
         self._lock = threading.Lock()

@@ -69,6 +69,8 @@ class Registered:
     stored: Stored | None  # the existing transaction, for retries only
     settlement: Settlement | None  # its outcome, once decided
     claimed: bool  # an attempt is deciding the outcome right now
+    # What fired on the transaction's earlier attempts (rule and magic-value labels).
+    fired_before: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,7 @@ def _register_statement(dialect: str) -> RawStatement:
 _LOAD = select(T).where(T.c.id == bindparam("pk"))
 _PREVIOUS_ARRIVAL = select(A.c.received_at).where(A.c.transaction_pk == bindparam("pk"),
                                                   A.c.number == bindparam("number"))
+_FIRED_BEFORE = select(A.c.rules).where(A.c.transaction_pk == bindparam("pk"))
 _RECORD = RawStatement(insert(A).returning(A.c.id), ATTEMPT_KEYS, ("rules", "request"),
                        ("received_at", "responded_at", "expected_by"))
 # The first settlement wins: an attempt that lost its claim to a takeover cannot decide again.
@@ -162,8 +165,11 @@ def register(values: dict[str, Any], settlement: Settlement | None,
     gap = (values["created_at"] - previous).total_seconds() if previous else None
     stored = Stored(row.method, row.payment_method, row.fingerprint, row.amount_millis,
                     row.currency, row.orphaned)
+    # Earlier attempts committed their records before this one got the transaction's lock.
+    fired = frozenset(label for (labels,) in conn.execute(_FIRED_BEFORE, {"pk": pk})
+                      for label in labels or () if isinstance(label, str))
     return Registered(pk, number, False, max(gap, 0.0) if gap is not None else None, stored,
-                      _settlement_of(row), row.settle_by is not None)
+                      _settlement_of(row), row.settle_by is not None, fired)
 
 
 def record_attempt(values: dict[str, Any]) -> int:

@@ -54,28 +54,31 @@ class Controller:
 
     def delay_next(self, seconds: float, attempt: int | None = None, count: int = 1,
                    **match: Any) -> dict[str, Any]:
-        """Hold the next `count` attempts `seconds` (configured time) before answering;
-        `attempt=1` delays only first attempts, so Twilio's retry is answered at once."""
+        """Hold every attempt of the next `count` payments `seconds` (configured time) before
+        answering; `attempt=1` holds only their first attempts, so Twilio's retry is answered
+        at once."""
         if attempt is not None:
             match["attempt"] = attempt
         return self.add_rule(match, {"type": "delay", "seconds": seconds}, remaining=count)
 
     def hang_next(self, charge: bool = False, seconds: float | None = None, count: int = 1,
                   **match: Any) -> dict[str, Any]:
-        """Hold the next `count` attempts without a byte, then close; `charge=True` charges
-        anyway (an orphan once Twilio gives up)."""
+        """Hold every attempt of the next `count` payments without a byte, then close;
+        `charge=True` charges anyway (an orphan once Twilio gives up). `attempt=1` hangs only
+        first attempts."""
         action: dict[str, Any] = {"type": "hang", "charge": charge}
         if seconds is not None:
             action["seconds"] = seconds
         return self.add_rule(match, action, remaining=count)
 
     def drop_next(self, charge: bool = True, count: int = 1, **match: Any) -> dict[str, Any]:
-        """Close the next `count` connections with no response at all."""
+        """Close every connection of the next `count` payments with no response at all."""
         return self.add_rule(match, {"type": "drop", "charge": charge}, remaining=count)
 
     def fail_next(self, status: int = 500, body: str | None = None, count: int = 1,
                   **match: Any) -> dict[str, Any]:
-        """Answer the next `count` attempts with HTTP `status` (and `body`)."""
+        """Answer every attempt of the next `count` payments with HTTP `status` (and
+        `body`)."""
         action: dict[str, Any] = {"type": "http_error", "status": status}
         if body is not None:
             action["body"] = body
@@ -83,8 +86,8 @@ class Controller:
 
     def malformed_next(self, variant: str = "not_json", count: int = 1,
                        **match: Any) -> dict[str, Any]:
-        """Answer the next `count` attempts with a broken body (`not_json`, `html`, `empty`,
-        `missing_id`, `null_id_no_error`, `wrong_id_key`, `truncated`)."""
+        """Answer every attempt of the next `count` payments with a broken body (`not_json`,
+        `html`, `empty`, `missing_id`, `null_id_no_error`, `wrong_id_key`, `truncated`)."""
         return self.add_rule(match, {"type": "malformed", "variant": variant}, remaining=count)
 
     def rules(self) -> list[dict[str, Any]]:

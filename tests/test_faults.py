@@ -637,9 +637,9 @@ def test_fail_the_next_3_counts_exactly_across_two_processes(two_processes, rule
 
 # -- 4. lifetimes, and delivery rules on replays ---------------------------------------------
 
-def test_a_drop_rule_for_one_attempt_drops_the_charge_then_replays_it(proc, rules):
+def test_a_drop_rule_for_the_first_attempt_drops_the_charge_then_replays_it(proc, rules):
     body = card_payload()
-    rule = rules.add(proc.url, match={"transaction_id": body["transaction_id"]},
+    rule = rules.add(proc.url, match={"transaction_id": body["transaction_id"], "attempt": 1},
                      action={"type": "drop"}, remaining=1)
     with pytest.raises(requests.ConnectionError):
         post(proc.url, body)
@@ -666,9 +666,12 @@ def test_a_delivery_rule_armed_after_the_charge_applies_to_its_replays(proc, rul
     original = post(proc.url, body).json()
     assert original["charge_id"].startswith("ch_")
     rule = rules.add(proc.url, match={"transaction_id": body["transaction_id"]},
-                     action={"type": "http_error", "status": 502}, remaining=2)
+                     action={"type": "http_error", "status": 502}, remaining=1)
     assert post(proc.url, body).status_code == 502
-    assert post(proc.url, body).status_code == 502
+    assert post(proc.url, body).status_code == 502  # it holds the payment it fired on
+    assert rules.get(proc.url, rule["id"])["remaining"] == 0
+    requests.patch(f"{proc.url}/api/rules/{rule['id']}", json={"enabled": False},
+                   timeout=API_TIMEOUT).raise_for_status()
     assert post(proc.url, body).json() == original
     record = detail(proc.url, body["transaction_id"])
     assert [a["kind"] for a in record["attempts"]] == ["original"] + ["replay"] * 3
@@ -742,8 +745,8 @@ def test_the_lower_priority_delivery_rule_wins(proc, rules):
 def test_the_charge_flag_decides_what_a_retry_after_the_fault_finds(proc, rules, action,
                                                                     first_status, charged):
     body = card_payload()
-    rules.add(proc.url, match={"transaction_id": body["transaction_id"]}, action=action,
-              remaining=1)
+    rules.add(proc.url, match={"transaction_id": body["transaction_id"], "attempt": 1},
+              action=action, remaining=1)
     first = post(proc.url, body)
     assert first.status_code == first_status and well_formed(first) is None
     after_fault = detail(proc.url, body["transaction_id"])
@@ -764,7 +767,8 @@ def test_the_charge_flag_decides_what_a_retry_after_the_fault_finds(proc, rules,
 
 def test_a_delivery_fault_carries_its_outcome_to_the_replay(proc, rules):
     body = card_payload()
-    rules.add(proc.url, match={"transaction_id": body["transaction_id"]}, remaining=1,
+    rules.add(proc.url, match={"transaction_id": body["transaction_id"], "attempt": 1},
+              remaining=1,
               action={"type": "drop", "outcome": {"type": "decline", "error_code": "lost_card",
                                                   "error_message": "Reported lost."}})
     with pytest.raises(requests.ConnectionError):

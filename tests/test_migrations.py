@@ -323,6 +323,81 @@ def test_two_servers_starting_at_once_migrate_an_old_store_once(old_store, serve
     assert [a["number"] for a in record["attempts"]] == [1, 2, 3, 4] and record["issued"] == 1
 
 
+# -- rules stored by the release before "a rule holds the whole payment" ------------------
+
+PREVIOUS_RELEASE = "0004"  # the schema of the release whose delivery rules counted attempts
+HELD = card_payload(transaction_id="PKold-held-by-a-rule", amount="20.00")
+
+
+def previous_release_rules() -> list[dict[str, Any]]:
+    """Rules as that release's control API and quick-arm stored them."""
+    rule = {"probability": 1.0, "enabled": True, "priority": 100, "created_at": _at(-600),
+            "updated_at": _at(-600)}
+    return [
+        {**rule, "match": {}, "action": {"type": "http_error", "status": 503},
+         "remaining": 2, "fired": 1, "note": "quick-arm: http_error the next 3"},
+        {**rule, "match": {"method": "charge"},
+         "action": {"type": "decline", "error_code": "insufficient_funds"}, "remaining": 1,
+         "fired": 0, "note": None, "priority": 200},
+        {**rule, "match": {"attempt": 1}, "action": {"type": "delay", "seconds": 12.0},
+         "remaining": None, "fired": 7, "enabled": False, "note": "first attempts slow"}]
+
+
+def make_previous_release_store(url: str) -> None:
+    """A store at the previous release's revision holding its rules, and a payment whose
+    first attempt rule 1 answered with a 503 just before the upgrade."""
+    app = create_app({"DATABASE_URL": url, "AUTO_MIGRATE": False, "TESTING": True})
+    with app.app_context():
+        flask_migrate.upgrade(directory=str(MIGRATIONS), revision=PREVIOUS_RELEASE)
+        with db.engine.begin() as connection:
+            tables = MetaData()
+            tables.reflect(connection)
+            rows = old_rows()
+            connection.execute(tables.tables["settings"].insert(), rows["settings"])
+            connection.execute(tables.tables["connectors"].insert(), rows["connectors"][:1])
+            connection.execute(tables.tables["rules"].insert(), previous_release_rules())
+            held = {**rows["transactions"][0], "transaction_id": HELD["transaction_id"],
+                    "status": "failed", "result_id": None, "response_status": None,
+                    "response_body": None, "amount_millis": 20_000, "description": None,
+                    "parameters": {}, "attempt_count": 1, "issued_count": 0,
+                    "settled_at": None}
+            connection.execute(tables.tables["transactions"].insert(), [held])
+            connection.execute(tables.tables["attempts"].insert(), [{
+                **rows["attempts"][0], "transaction_pk": 1, "kind": "fault",
+                "status_code": 503, "response_body": "Service Unavailable", "result_id": None,
+                "intact": False, "rules": ["rule:1"], "request": _masked_card(HELD)}])
+        db.engine.dispose()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_rules_of_the_previous_release_survive_and_now_count_payments(backend, tmp_path,
+                                                                      request, serve):
+    url = database_url(backend, tmp_path, request)
+    make_previous_release_store(url)
+    server, = serve(url)
+
+    kept = sorted(get(server.url, "/api/rules")["data"], key=lambda rule: rule["id"])
+    assert [{k: rule[k] for k in ("match", "action", "remaining", "fired", "enabled", "priority",
+                                  "note")} for rule in kept] == [
+        {k: rule[k] for k in ("match", "action", "remaining", "fired", "enabled", "priority",
+                              "note")} for rule in previous_release_rules()]
+
+    # The payment rule 1 fired on before the upgrade stays held by it, uncounted.
+    assert post(server.url, HELD).status_code == 503
+    assert get(server.url, "/api/rules/1")["remaining"] == 2
+    # Its 2 remaining firings are 2 payments, each answered 503 on every attempt.
+    for left in (1, 0):
+        body = card_payload()
+        assert [post(server.url, body).status_code for _ in range(3)] == [503] * 3
+        assert get(server.url, "/api/rules/1")["remaining"] == left
+    # Then the decline rule has its turn, and the disabled one never fires.
+    body = card_payload()
+    assert post(server.url, body).json()["error_code"] == "insufficient_funds"
+    assert post(server.url, card_payload()).json()["charge_id"].startswith("ch_")
+    assert get(server.url, "/api/rules/1")["fired"] == 3
+
+
 # -- the newest migration and the models -----------------------------------------------------
 
 @pytest.fixture(params=BACKENDS)

@@ -56,6 +56,44 @@ def test_a_retry_on_the_other_process_waits_for_the_first(two_servers):
         "original", "replay"]
 
 
+def test_a_fault_armed_for_the_next_payment_holds_its_retry_on_the_other_process(two_servers):
+    first, second = two_servers
+    _arm(first.url, {"action": {"type": "http_error", "status": 503}, "remaining": 1})
+    body = card_payload()
+    try:
+        assert requests.post(first.url + "/", json=body, timeout=30).status_code == 503
+        assert requests.post(second.url + "/", json=body, timeout=30).status_code == 503
+        assert requests.post(second.url + "/", json=card_payload(), timeout=30).ok
+    finally:
+        requests.post(first.url + "/api/reset", json={"rules": True}, timeout=30)
+
+
+def test_the_next_two_payments_across_processes_are_exactly_two(two_servers):
+    """Five payments, each sent four times at once over both processes: two of them get the
+    503 on every attempt, the other three never."""
+    first, second = two_servers
+    rule = _arm(first.url, {"action": {"type": "http_error", "status": 503}, "remaining": 2})
+    bodies = [card_payload() for _ in range(5)]
+    sends = [(server.url + "/", body) for body in bodies for server in (first, second)] * 2
+    try:
+        answers = post_concurrently(sends)
+        by_payment: dict[str, list[int]] = {}
+        for (_, body), answer in zip(sends, answers, strict=True):
+            by_payment.setdefault(body["transaction_id"], []).append(answer.status_code)
+        assert sorted(tuple(sorted(codes)) for codes in by_payment.values()) == [
+            (200,) * 4] * 3 + [(503,) * 4] * 2, by_payment
+        after = requests.get(f"{second.url}/api/rules/{rule['id']}", timeout=30).json()
+        assert (after["remaining"], after["fired"]) == (0, 2)
+    finally:
+        requests.post(first.url + "/api/reset", json={"rules": True}, timeout=30)
+
+
+def _arm(url: str, rule: dict) -> dict:
+    response = requests.post(url + "/api/rules", json=rule, timeout=30)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
 def _wait_in_flight(url: str, transaction_id: str, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

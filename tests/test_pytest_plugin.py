@@ -67,7 +67,7 @@ def test_delay_next_times_out_once_and_the_retry_gets_the_charge(fakeproc, fakep
 
 
 def test_hang_with_charge_is_an_orphan(fakeproc, fakeproc_server, fakeproc_payload):
-    fakeproc.hang_next(charge=True, seconds=11, count=6)
+    fakeproc.hang_next(charge=True, seconds=11)  # every attempt of the next payment
     body = fakeproc_payload()
     for _ in range(6):
         try:

@@ -475,27 +475,77 @@ def test_remaining_counts_transactions_for_an_outcome_rule(client):
     assert code_of(charge(client)[0]) is None
 
 
-def test_remaining_counts_attempts_for_a_delivery_rule(client):
-    rule_id = create(client, action={"type": "http_error", "status": 503}, remaining=3)["id"]
-    body = card_payload()
-    assert [client.post("/", json=body).status_code for _ in range(2)] == [503, 503]
+def test_remaining_counts_payments_for_a_delivery_rule(client):
+    """SPEC §3: "the next 2 payments get a 503" means every attempt of two payments."""
+    rule_id = create(client, action={"type": "http_error", "status": 503}, remaining=2)["id"]
+    first, second, third = card_payload(), card_payload(), card_payload()
+    assert [client.post("/", json=first).status_code for _ in range(3)] == [503, 503, 503]
     assert get(client, rule_id)["remaining"] == 1
-    other = card_payload()
-    assert [client.post("/", json=other).status_code for _ in range(2)] == [503, 200]
-    assert client.post("/", json=body).status_code == 200  # the first one now decides
+    assert [client.post("/", json=second).status_code for _ in range(2)] == [503, 503]
     spent = get(client, rule_id)
-    assert (spent["remaining"], spent["fired"], spent["live"]) == (0, 3, False)
+    assert (spent["remaining"], spent["fired"], spent["live"]) == (0, 2, False)
+    assert [client.post("/", json=third).status_code for _ in range(2)] == [200, 200]
+    # Used up, the rule still holds the payments it fired on...
+    assert client.post("/", json=first).status_code == 503
+    assert get(client, rule_id)["fired"] == 2
+    # ...until it is disabled: then the first one decides at last.
+    patch(client, rule_id, enabled=False)
+    assert client.post("/", json=first).json["charge_id"].startswith("ch_")
 
 
-def test_a_delay_rule_counts_attempts_replays_included(client):
-    rule_id = create(client, action={"type": "delay", "seconds": 1}, remaining=2)["id"]
+def test_a_delay_rule_holds_every_attempt_of_its_payment_replays_included(client):
+    rule_id = create(client, action={"type": "delay", "seconds": 5}, remaining=1)["id"]
     body = card_payload()
-    first = client.post("/", json=body).json
-    assert client.post("/", json=body).json == first
+    timings = []
+    for _ in range(2):
+        started = time.monotonic()
+        answer = client.post("/", json=body).json
+        timings.append(time.monotonic() - started)
+    assert min(timings) >= 5 * TEST_SCALE, timings
     assert get(client, rule_id)["remaining"] == 0
-    rules = [a["rules"] for a in client.get(
-        f"/api/transactions/{body['transaction_id']}").json["attempts"]]
-    assert rules == [[f"rule:{rule_id}"], [f"rule:{rule_id}"]]
+    attempts = client.get(f"/api/transactions/{body['transaction_id']}").json["attempts"]
+    assert [a["rules"] for a in attempts] == [[f"rule:{rule_id}"], [f"rule:{rule_id}"]]
+    assert answer["charge_id"].startswith("ch_")
+    started = time.monotonic()
+    client.post("/", json=card_payload())  # the next payment is not delayed
+    assert time.monotonic() - started < 5 * TEST_SCALE
+
+
+def test_first_attempt_only_is_match_attempt_1(client):
+    rule_id = create(client, match={"attempt": 1}, action={"type": "http_error", "status": 503},
+                     remaining=1)["id"]
+    body = card_payload()
+    assert [client.post("/", json=body).status_code for _ in range(3)] == [503, 200, 200]
+    assert get(client, rule_id)["remaining"] == 0
+    assert client.post("/", json=card_payload()).status_code == 200
+
+
+def test_a_deleted_rule_stops_holding_its_payment(client):
+    rule_id = create(client, action={"type": "http_error", "status": 502}, remaining=1)["id"]
+    body = card_payload()
+    assert client.post("/", json=body).status_code == 502
+    assert client.delete(f"/api/rules/{rule_id}").status_code == 204
+    assert client.post("/", json=body).json["charge_id"].startswith("ch_")
+
+
+def test_a_rule_keeps_to_its_match_on_later_attempts(client):
+    """A retry that no longer matches the rule (here: another postal code, which is not part
+    of the idempotency comparison) is not held by it."""
+    create(client, match={"postal_code": "94111"},
+           action={"type": "http_error", "status": 503}, remaining=1)
+    body = card_payload(postal_code="94111")
+    assert [client.post("/", json=body).status_code for _ in range(2)] == [503, 503]
+    moved = client.post("/", json={**body, "postal_code": "10001"})
+    assert moved.status_code == 200 and moved.json["charge_id"].startswith("ch_")
+
+
+def test_a_probability_is_drawn_once_per_payment(client):
+    create(client, action={"type": "http_error", "status": 503}, probability=0.5)
+    outcomes = []
+    for _ in range(24):
+        body = card_payload()
+        outcomes.append(tuple(client.post("/", json=body).status_code for _ in range(3)))
+    assert set(outcomes) == {(503, 503, 503), (200, 200, 200)}, outcomes
 
 
 @pytest.mark.parametrize("action,hit", [
@@ -509,6 +559,21 @@ def test_remaining_is_exact_under_concurrency(client, server, action, hit):
     assert sum(1 for response in responses if hit(response)) == 2
     spent = get(client, rule_id)
     assert (spent["remaining"], spent["fired"]) == (0, 2)
+
+
+def test_remaining_is_exact_when_retries_race_their_originals(client, server):
+    """Two of five payments get the 503, each on all four of its attempts sent at once; the
+    other three are never touched."""
+    rule = create(client, action={"type": "http_error", "status": 503}, remaining=2)
+    bodies = [card_payload() for _ in range(5)]
+    responses = post_concurrently([(server.url + "/", body) for body in bodies * 4])
+    by_payment: dict[str, list[int]] = {}
+    for body, response in zip(bodies * 4, responses, strict=True):
+        by_payment.setdefault(body["transaction_id"], []).append(response.status_code)
+    patterns = sorted(tuple(sorted(codes)) for codes in by_payment.values())
+    assert patterns == [(200,) * 4] * 3 + [(503,) * 4] * 2, by_payment
+    after = get(client, rule["id"])
+    assert (after["remaining"], after["fired"]) == (0, 2)
 
 
 def test_a_rule_without_remaining_fires_forever_and_counts(client):

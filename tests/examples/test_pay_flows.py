@@ -39,7 +39,7 @@ def test_a_slow_processor_is_retried_and_charges_once(fakeproc, fakeproc_server,
 
 def test_a_processor_that_never_answers_leaves_an_orphan(fakeproc, fakeproc_server,
                                                          fakeproc_payload):
-    fakeproc.hang_next(charge=True, count=6)  # charged, yet no answer ever comes back
+    fakeproc.hang_next(charge=True)  # every attempt of the payment: charged, never answered
     body = fakeproc_payload()
 
     for _ in range(6):  # the first attempt and Twilio's five retries
