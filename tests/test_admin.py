@@ -193,6 +193,85 @@ def test_quick_arm_delay_hang_and_http_error_make_the_matching_rules(client):
         assert rule["match"] == {"connector": "Shop"} and rule["remaining"] == 3
 
 
+@pytest.mark.parametrize("attempts,match,note", [
+    ("every", {}, "quick-arm: hang the next 1 payment"),
+    ("first", {"attempt": 1}, "quick-arm: hang the first attempt of the next 1 payment"),
+])
+def test_quick_arm_asks_every_attempt_or_the_first_only(client, attempts, match, note):
+    response = post_form(client, "/admin/quick-arm",
+                         {"action": "hang", "seconds": "65", "count": "1", "attempts": attempts})
+    assert response.status_code == 302
+    (rule,) = rules_of(client)
+    assert (rule["match"], rule["note"]) == (match, note)
+
+
+def test_quick_arm_every_attempt_holds_the_retries_of_the_payment(client):
+    post_form(client, "/admin/quick-arm", {"action": "http_error", "status": "503",
+                                           "count": "1", "attempts": "every"})
+    body = card_payload()
+    assert [client.post("/", json=body).status_code for _ in range(3)] == [503, 503, 503]
+    assert client.post("/", json=card_payload()).status_code == 200
+
+
+def effect_of(client: Any, **fields: str) -> str:
+    response = client.get("/admin/quick-arm/effect", query_string=fields,
+                          headers={"HX-Request": "true"})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    text = response.get_data(as_text=True)
+    assert text.startswith('<p id="arm-effect"')
+    return html.unescape(re.sub(r"<[^>]+>", "", text)).strip()
+
+
+@pytest.mark.parametrize("fields,words", [
+    ({"action": "hang", "attempts": "every"},
+     "No attempt of the next payment is ever answered: Twilio gives up after 5 retries with "
+     "payment-connector-error; nothing is charged."),
+    ({"action": "hang", "attempts": "every", "charge": "y", "count": "3"},
+     "No attempt of each of the next 3 payments is ever answered: Twilio gives up after 5 "
+     "retries with payment-connector-error; the charge is made anyway (an orphan)."),
+    ({"action": "hang", "attempts": "first"},
+     "The first attempt of the next payment is never answered: Twilio's retry gets the "
+     "answer."),
+    ({"action": "delay", "seconds": "12", "attempts": "first"},
+     "The first attempt of the next payment is answered after 12 s, past Twilio's 10 s: "
+     "Twilio's retry gets the answer, and the charge is made once."),
+    ({"action": "delay", "seconds": "12", "attempts": "every"},
+     "Every attempt of the next payment is answered after 12 s, past Twilio's 10 s: Twilio "
+     "gives up after 5 retries with payment-connector-error, although the charge was made "
+     "(an orphan)."),
+    ({"action": "delay", "seconds": "4", "attempts": "every"},
+     "The next payment is answered after 4 s, inside Twilio's 10 s: it goes through on its "
+     "first attempt."),
+    ({"action": "drop", "attempts": "first"},
+     "The first connection of the next payment is closed without an answer: Twilio's retry "
+     "gets the answer."),
+    ({"action": "http_error", "status": "503", "attempts": "every"},
+     "The next payment gets HTTP 503: Twilio does not retry an HTTP answer, so <Pay> ends at "
+     "once with payment-connector-error."),
+    ({"action": "decline", "error_code": "lost_card"},
+     "The next payment is declined with lost_card: Twilio's <Pay> ends at once with "
+     "payment-connector-error and that code; a retry would hear the same."),
+])
+def test_quick_arm_says_what_twilio_will_do(client, fields, words):
+    assert effect_of(client, **fields) == words
+
+
+def test_quick_arm_effect_uses_the_chosen_connector_s_timeout(client):
+    client.post("/api/connectors", json={"unique_name": "Slow", "timeout_seconds": 20})
+    assert "inside Twilio's 20 s" in effect_of(client, action="delay", seconds="12",
+                                               connector="Slow", attempts="every")
+
+
+def test_the_dashboard_shows_the_default_choice_and_arming_repeats_it(client):
+    text = html.unescape(client.get("/admin/").get_data(as_text=True))
+    assert "The next payment is declined with insufficient_funds" in text
+    assert re.search(r'<input checked [^>]*value="every"> Every attempt', text)
+    response = post_form(client, "/admin/quick-arm", {"action": "hang", "count": "1",
+                                                      "attempts": "first"})
+    flashed = html.unescape(client.get(response.headers["Location"]).get_data(as_text=True))
+    assert "Twilio's retry gets the answer" in flashed
+
+
 def test_quick_arm_refuses_a_bad_count_with_a_message(client):
     response = post_form(client, "/admin/quick-arm", {"action": "decline", "count": "0"})
     assert response.status_code == 400

@@ -284,6 +284,31 @@ def test_what_a_request_brings_is_shown_as_text_never_run(admin, panel):
 # -- layout -------------------------------------------------------------------------------------
 
 LONG_ID = "a-rather-long-transaction-id-0123456789"
+def test_quick_arm_says_what_twilio_will_do_as_the_choice_changes(admin, panel):
+    quick_arm = admin.locator("form#quick-arm")
+    effect = admin.locator("#arm-effect")
+    expect(effect).to_contain_text("declined with insufficient_funds")
+    admin.evaluate("window.__marker = 1")
+
+    quick_arm.get_by_label("Action").select_option("hang")
+    expect(effect).to_contain_text("Twilio gives up after 5 retries")
+    quick_arm.get_by_label("First attempt only").check()
+    expect(effect).to_have_text(
+        "The first attempt of the next payment is never answered: Twilio's retry gets the "
+        "answer.")
+    quick_arm.get_by_label("Every attempt").check()
+    quick_arm.get_by_label("Charge anyway (an orphan)").check()
+    expect(effect).to_contain_text("the charge is made anyway (an orphan)")
+    assert admin.evaluate("window.__marker") == 1, "the page reloaded instead of updating"
+
+    quick_arm.get_by_role("button", name="Arm").click()
+    expect(admin.get_by_role("status").filter(has_text="Armed rule")).to_contain_text(
+        "Twilio gives up after 5 retries")
+    (rule,) = requests.get(panel.url + "/api/rules", timeout=30).json()["data"]
+    assert (rule["match"], rule["action"]["type"], rule["action"]["charge"]) == (
+        {}, "hang", True)
+
+
 PHONE_PAGES = [
     "/admin/",
     "/admin/transactions",

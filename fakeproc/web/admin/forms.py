@@ -8,7 +8,7 @@ from typing import Any
 
 from flask_wtf import FlaskForm
 from wtforms import (BooleanField, DecimalField, FloatField, IntegerField, PasswordField,
-                     SelectChoice, SelectField, StringField, TextAreaField)
+                     RadioField, SelectChoice, SelectField, StringField, TextAreaField)
 from wtforms.validators import InputRequired, NumberRange, Optional
 
 from ...cards import BRANDS
@@ -38,7 +38,8 @@ class ConfirmForm(FlaskForm):
 
 
 class QuickArmForm(FlaskForm):
-    """"The next payment": one action for the next `count` payments, on one connector or all."""
+    """"The next payment": one action for every attempt (or only the first attempt) of the
+    next `count` payments, on one connector or all."""
 
     action = SelectField("Action", choices=labelled(
         ("decline", "Decline"), ("approve", "Approve"), ("delay", "Delay"),
@@ -51,9 +52,15 @@ class QuickArmForm(FlaskForm):
     status = IntegerField("HTTP status", default=500,
                           validators=[Optional(), NumberRange(min=400, max=599)])
     charge = BooleanField("Charge anyway (an orphan)")
+    attempts = RadioField("Which attempts", choices=labelled(
+        ("every", "Every attempt"), ("first", "First attempt only")), default="every")
     count = IntegerField("For the next", default=1,
                          validators=[InputRequired(), NumberRange(min=1, max=10_000)])
     connector = SelectField("Connector", choices=choices([], ANY), default="")
+
+    @property
+    def first_only(self) -> bool:
+        return self.attempts.data == "first"
 
     def to_rule(self) -> RuleCreate:
         kind = self.action.data
@@ -67,11 +74,17 @@ class QuickArmForm(FlaskForm):
         if kind in ("hang", "drop"):
             action["charge"] = bool(self.charge.data)
         count = self.count.data
-        match = {"connector": self.connector.data} if self.connector.data else {}
-        note = f"quick-arm: {kind} the next {count}" + (
-            f" on {self.connector.data}" if self.connector.data else "")
+        match: dict[str, Any] = {"connector": self.connector.data} if self.connector.data else {}
+        if self.first_only and kind not in OUTCOME_ACTIONS:
+            match["attempt"] = 1
+        which = "the first attempt of " if "attempt" in match else ""
+        note = f"quick-arm: {kind} {which}the next {count} payment{'s' if count != 1 else ''}" \
+            + (f" on {self.connector.data}" if self.connector.data else "")
         return RuleCreate.model_validate({"match": match, "action": action,
                                           "remaining": count, "note": note})
+
+
+OUTCOME_ACTIONS = ("approve", "decline")
 
 
 class RuleForm(FlaskForm):

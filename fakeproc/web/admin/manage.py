@@ -22,15 +22,17 @@ from .forms import ConfirmForm, ConnectorForm, ResetForm, RuleForm, choices
 PRESETS: dict[str, dict[str, Any]] = {
     "decline-next": {"label": "Decline the next charge", "action": "decline",
                      "method": "charge", "error_code": "insufficient_funds", "remaining": 1},
-    "delay-next": {"label": "Delay the next attempt 12 s (Twilio retries)", "action": "delay",
-                   "seconds": 12.0, "attempt": 1, "remaining": 1},
-    "hang-orphan": {"label": "Hang, charge anyway (orphan)", "action": "hang", "charge": "yes",
-                    "remaining": 6},
-    "drop-next": {"label": "Drop the next connection", "action": "drop", "remaining": 1},
-    "http-503": {"label": "HTTP 503 for the next attempt", "action": "http_error",
+    "delay-next": {"label": "Delay the next payment's first attempt 12 s (Twilio's retry "
+                          "gets the answer)", "action": "delay", "seconds": 12.0, "attempt": 1,
+                   "remaining": 1},
+    "hang-orphan": {"label": "Hang every attempt of the next payment, charge anyway (an "
+                             "orphan)", "action": "hang", "charge": "yes", "remaining": 1},
+    "drop-next": {"label": "Drop every connection of the next payment", "action": "drop",
+                  "remaining": 1},
+    "http-503": {"label": "HTTP 503 for the next payment", "action": "http_error",
                  "status": 503, "remaining": 1},
-    "malformed": {"label": "A body that is not JSON", "action": "malformed",
-                  "variant": "not_json", "remaining": 1},
+    "malformed": {"label": "A body that is not JSON, for the next payment",
+                  "action": "malformed", "variant": "not_json", "remaining": 1},
     "decline-brand": {"label": "Decline every Amex card", "action": "decline",
                       "card_brand": "amex", "error_code": "card_declined"},
 }

@@ -16,6 +16,7 @@ from ...runtime import runtime
 from ...schemas import ValidationError, describe
 from . import bp
 from .forms import QuickArmForm, choices
+from .twilio_effect import Armed, effect
 
 PAGE_SIZE = 50
 LATEST = 15
@@ -45,7 +46,16 @@ def clock_filter(text: str | None) -> str:
 def dashboard() -> str:
     form = _quick_arm_form()
     return render_template("admin/dashboard.html", form=form, **_live_data(),
-                           armed=_armed_rules(), refresh=_refresh_seconds())
+                           armed=_armed_rules(), refresh=_refresh_seconds(),
+                           effect=_effect(form))
+
+
+@bp.get("/quick-arm/effect")
+def quick_arm_effect() -> str:
+    """What Twilio will do with the quick-arm form as it stands (htmx asks on every change)."""
+    form = _quick_arm_form(request.args)
+    form.validate()  # fills what parses; the sentence uses defaults for the rest
+    return render_template("admin/_arm_effect.html", effect=_effect(form))
 
 
 @bp.get("/live")
@@ -63,12 +73,13 @@ def quick_arm() -> str | Response:
         except ValidationError as error:
             flash(describe(error), "error")
         else:
-            flash(f"Armed rule {rule['id']}: {rule['note']}.", "success")
+            flash(f"Armed rule {rule['id']}: {rule['note']}. {_effect(form)}", "success")
             return redirect(url_for("admin.dashboard"))
     for field, errors in form.errors.items():
         flash(f"{field}: {'; '.join(errors)}", "error")
     return render_template("admin/dashboard.html", form=form, **_live_data(),
-                           armed=_armed_rules(), refresh=_refresh_seconds()), 400
+                           armed=_armed_rules(), refresh=_refresh_seconds(),
+                           effect=_effect(form)), 400
 
 
 @bp.get("/transactions")
@@ -119,10 +130,27 @@ def _armed_rules() -> list[dict[str, Any]]:
     return [rule for rule in rules.page(100).items if rule["live"]]
 
 
-def _quick_arm_form() -> QuickArmForm:
-    form = QuickArmForm()
+def _quick_arm_form(formdata: Any = None) -> QuickArmForm:
+    if formdata is None:
+        form = QuickArmForm()
+    else:  # a read-only preview: nothing is changed, so no CSRF token is asked for
+        form = QuickArmForm(formdata=formdata, meta={"csrf": False})
     form.connector.choices = choices(_connector_names(), "any connector")
     return form
+
+
+def _effect(form: QuickArmForm) -> str:
+    """The quick-arm choice in plain words: what the payment meets, what Twilio then does."""
+    try:
+        timeout = connectors.get(form.connector.data or connectors.DEFAULT).timeout_seconds
+    except NotFound:
+        timeout = 10.0
+    seconds = form.seconds.data if form.seconds.data is not None else form.seconds.default
+    return effect(Armed(action=form.action.data or "", first_only=form.first_only,
+                        count=form.count.data if isinstance(form.count.data, int)
+                        and form.count.data > 0 else 1, timeout=timeout, seconds=seconds,
+                        status=form.status.data, charge=bool(form.charge.data),
+                        error_code=form.error_code.data))
 
 
 def _connector_names() -> list[str]:
