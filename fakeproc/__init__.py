@@ -10,6 +10,7 @@ from flask import Flask
 from flask_migrate import Migrate
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from . import settings
 from .config import RESOURCE_ROOT, Defaults, default_database_url
 from .models import db
 
@@ -32,6 +33,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             app.config[name] = os.environ[f"FAKEPROC_{name}"]
     if config:
         app.config.update(config)
+    settings.check(app.config, {key: key for key in config or {}})
     _configure_database(app)
 
     from . import database

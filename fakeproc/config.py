@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -11,7 +12,18 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 # them at the top of the repository, next to the package.
 RESOURCE_ROOT = PACKAGE_DIR if (PACKAGE_DIR / "templates").is_dir() else PACKAGE_DIR.parent
 
+# A new Twilio Pay Connector waits this long for each answer (configured seconds).
+DEFAULT_TIMEOUT_SECONDS = 10.0
+
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+
+def package_version() -> str:
+    """fakeproc's installed version; a checkout that was never installed says `0+unknown`."""
+    try:
+        return version("fakeproc")
+    except PackageNotFoundError:
+        return "0+unknown"
 
 
 def default_database_url() -> str:

@@ -16,11 +16,13 @@ from alembic.runtime.migration import MigrationContext
 from flask import Flask
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from . import connectors, store, turns
 from .config import PACKAGE_DIR
 from .models import db
 from .runtime import runtime
+from .settings import StartupError, safe_url
 
 MIGRATIONS = PACKAGE_DIR / "migrations"
 # An arbitrary constant: the advisory lock that serialises migrations on PostgreSQL.
@@ -54,8 +56,24 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def prepare(app: Flask) -> None:
-    """Bring the schema up to date and make sure Default exists; safe from several processes."""
-    with app.app_context(), migration_lock(app.config["SQLALCHEMY_DATABASE_URI"]):
+    """Bring the schema up to date and make sure Default exists; safe from several processes.
+    A database out of reach (refused, unwritable, not a database) is a StartupError."""
+    url = app.config["SQLALCHEMY_DATABASE_URI"]
+    try:
+        _prepare(app, url)
+    except (SQLAlchemyError, OSError) as error:
+        raise StartupError(f"cannot use the database {safe_url(url)}: {_reason(error)}") \
+            from error
+
+
+def _reason(error: BaseException) -> str:
+    cause = getattr(error, "orig", None) or error
+    lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
+    return lines[0] if lines else type(cause).__name__
+
+
+def _prepare(app: Flask, url: str) -> None:
+    with app.app_context(), migration_lock(url):
         before = schema_revision()
         flask_migrate.upgrade(directory=str(MIGRATIONS))
         after = schema_revision()

@@ -5,13 +5,13 @@ mirrors `wire.py`, `ledger.py` and `web/errors.py`, and tests/test_openapi.py ho
 from __future__ import annotations
 
 from collections.abc import Sequence
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from flask import current_app, has_app_context
 from pydantic import BaseModel
 
 from . import cards
+from .config import package_version
 from .ledger import STATUSES
 from .paging import CURSOR, MAX_LIMIT
 from .schemas import (MAX_INTEGER, ConnectorCreate, ConnectorUpdate, ResetRequest, RuleCreate,
@@ -42,14 +42,6 @@ ATTEMPT_KINDS = ["original", "mismatch", "replay", "duplicate_error", "reprocess
 NULL_ONLY: Schema = {"type": "object", "nullable": True, "enum": [None]}
 # A stored decimal as the control API writes it back (a JSON string).
 DECIMAL_TEXT: Schema = {"type": "string", "pattern": r"^[0-9]+(?:\.[0-9]{1,3})?$"}
-
-
-def package_version() -> str:
-    """fakeproc's installed version; a checkout that was never installed says `0+unknown`."""
-    try:
-        return version("fakeproc")
-    except PackageNotFoundError:
-        return "0+unknown"
 
 
 def build_spec() -> Schema:
@@ -304,7 +296,15 @@ def _ledger_schemas(models: Schema) -> Schema:
     schemas = {
         "Error": _object({"error": STRING}),
         "OpenAPIDocument": _object({}, ["openapi", "info", "paths"]),
-        "Health": _object({"status": {"type": "string", "enum": ["ok"]}, "version": STRING}),
+        "Health": _object({
+            "status": {"type": "string", "enum": ["ok"]}, "version": STRING,
+            "time_scale": {"type": "number", "minimum": 0, "exclusiveMinimum": True,
+                           "description":
+                           "What every delay, hang and the connector timeout are multiplied "
+                           "by."},
+            "connector_timeout_seconds": {"type": "number", "minimum": 0,
+                                          "exclusiveMinimum": True, "description": "Twilio's default 10 s connector "
+                                          "timeout under the time scale, in real seconds."}}),
         "Transaction": _object(transaction | ids, list(transaction), **one_id),
         "TransactionDetail": _object(detail | ids, list(detail), **one_id),
         "Attempt": _object(attempt),
@@ -433,7 +433,7 @@ def _api_paths() -> Schema:
         _query("q", STRING, "A transaction_id, charge or token id, or last 4 digits."),
     ]
     return {
-        "/api/health": {"get": _api("health", "Liveness and version", "Health", {},
+        "/api/health": {"get": _api("health", "Liveness, version and time scale", "Health", {},
                                     public=True)},
         "/api/openapi.json": {"get": _api("openapi", "This document", "OpenAPIDocument", {})},
         "/api/transactions": {"get": _api("listTransactions", "Transactions, newest first",

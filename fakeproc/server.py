@@ -143,7 +143,8 @@ def gunicorn_options(host: str, port: int, workers: int, cert: str | None, key: 
         "timeout": 60,
         "graceful_timeout": 5,
         "errorlog": "-",
-        "loglevel": "info",
+        # fakeproc prints its own banner; gunicorn speaks up only when something is wrong.
+        "loglevel": "warning",
         "accesslog": "-" if access_log else None,
         # X-Forwarded-* is honoured only by fakeproc's own --behind-proxy switch.
         "forwarded_allow_ips": "",

@@ -12,7 +12,8 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
 from conftest import ach_payload, card_payload
-from fakeproc.openapi import build_spec, package_version
+from fakeproc.config import package_version
+from fakeproc.openapi import build_spec
 
 SPEC_URI = "urn:fakeproc:openapi"
 

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import requests
 from click.testing import CliRunner
-from conftest import ServeGroup, ServeProcess, card_payload
+from conftest import ServeGroup, ServeProcess, card_payload, free_port
 
 from fakeproc import cli, server
 
@@ -400,7 +400,8 @@ def serve_config(monkeypatch, tmp_path: Path) -> Iterator[Any]:
 
     def run(*args: str) -> dict[str, Any]:
         captured.clear()
-        result = CliRunner().invoke(cli.main, ["serve", "--database-url",
+        result = CliRunner().invoke(cli.main, ["serve", "--port", str(free_port()),
+                                               "--database-url",
                                                f"sqlite:///{tmp_path / 'tls.db'}", *args])
         assert result.exit_code == 0, result.output
         return captured

@@ -120,6 +120,9 @@ def _environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("FAKEPROC_")}
 
 
+PROXY_TOKEN = "proxy-token-for-the-tests"
+
+
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return make_certificate(tmp_path_factory.mktemp("certificate"))
@@ -164,7 +167,11 @@ def direct(started: Any) -> Serve:
 
 @pytest.fixture(scope="module")
 def proxied(started: Any) -> Serve:
-    return started("--behind-proxy", FAKEPROC_ADMIN_PASSWORD=ADMIN_PASSWORD)
+    """Behind a proxy the control API is never open: it gets a token (or makes one)."""
+    served = started("--behind-proxy", FAKEPROC_ADMIN_PASSWORD=ADMIN_PASSWORD,
+                     FAKEPROC_ADMIN_TOKEN=PROXY_TOKEN)
+    served.session.headers["Authorization"] = f"Bearer {PROXY_TOKEN}"
+    return served
 
 
 @pytest.fixture

@@ -1,0 +1,125 @@
+"""The `fakeproc` command: `serve`, `demo`, `pay`, `check`, and `db` for the store's schema.
+
+Nothing here builds the app or touches a database until a command that needs one runs, so
+`--help`, `--version`, `pay` and `check` leave no file behind. Every refusal is one line on
+stderr: bad usage and bad settings exit 2, a failed command 1.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import sys
+from typing import Any
+
+import click
+from flask.cli import ScriptInfo, routes_command, run_command, shell_command
+
+from ..config import package_version
+from ..settings import SettingError, StartupError, unknown_variables
+from ..settings import check_environment as settings_check_environment
+from ..settings import database_url as parse_database_url
+from ..settings import shown
+
+
+def build_app() -> Any:
+    """The app for the hidden Flask commands: defaults and FAKEPROC_* variables."""
+    from .. import create_app
+
+    return create_app()
+
+
+class Fakeproc(click.Group):
+    """A click group whose errors are one line, and which hands Flask's commands the app
+    factory (`ScriptInfo`) only when they run."""
+
+    def main(self, args: Any = None, prog_name: Any = None, complete_var: Any = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        extra.setdefault("obj", ScriptInfo(create_app=build_app, set_debug_flag=False,
+                                           load_dotenv_defaults=False))
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        argv = list(sys.argv[1:] if args is None else args)
+        try:
+            returned = super().main(argv, prog_name or "fakeproc", complete_var, False,
+                                    **extra)
+        except click.UsageError as error:
+            fail(usage_message(error, argv), 2, error.ctx.command_path if error.ctx else None)
+        except (SettingError, StartupError) as error:
+            fail(str(error), 2)
+        except click.ClickException as error:
+            fail(error.format_message(), error.exit_code)
+        except click.Abort:
+            fail("aborted", 130)
+        sys.exit(returned if isinstance(returned, int) else 0)
+
+
+def fail(message: str, status: int, who: str | None = None) -> None:
+    """One line on stderr, then exit with `status`."""
+    click.echo(f"{who or 'fakeproc'}: {' '.join(message.split())}", err=True)
+    sys.exit(status)
+
+
+def warn(message: str) -> None:
+    click.echo(f"fakeproc: warning: {message}", err=True)
+
+
+def check_environment() -> None:
+    """Before a command builds the app: a warning for each FAKEPROC_* variable fakeproc does
+    not read, and a SettingError for the first known one that does not parse."""
+    for line in unknown_variables():
+        warn(line)
+    settings_check_environment()
+
+
+def database_url_option(_ctx: Any, _param: Any, value: str | None) -> str | None:
+    """--database-url / FAKEPROC_DATABASE_URL, parsed (a relative SQLite path made absolute)."""
+    try:
+        return parse_database_url(value)
+    except ValueError:
+        raise click.BadParameter("not a database URL (sqlite:///path or "
+                                 "postgresql+psycopg://user@host/db) nor a SQLite file path")\
+            from None
+
+
+def usage_message(error: click.UsageError, argv: list[str]) -> str:
+    """A usage error named by where the bad value came from: the option, or the variable."""
+    param = getattr(error, "param", None)
+    if isinstance(error, click.BadParameter) and param is not None \
+            and not isinstance(error, click.MissingParameter):
+        typed = any(arg == opt or arg.startswith(opt + "=") for arg in argv
+                    for opt in param.opts if opt.startswith("-"))
+        envvar = param.envvar if isinstance(param.envvar, str) else None
+        if envvar and not typed and envvar in os.environ:
+            where = f"{envvar}={shown(os.environ[envvar], envvar)}"
+        else:
+            where = "/".join(param.opts) if param.opts else (param.name or "value")
+        return f"{where} is not valid: {error.message}"
+    command = error.ctx.command_path if error.ctx else "fakeproc"
+    return f"{error.format_message()} (see {command} --help)"
+
+
+@click.group(cls=Fakeproc, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_version(), "--version", prog_name="fakeproc",
+                      message="%(prog)s %(version)s")
+def main() -> None:
+    """fakeproc: a fake payment processor for Twilio's Generic Pay Connector."""
+
+
+def _hidden(command: click.Command) -> click.Command:
+    hidden = copy.copy(command)
+    hidden.hidden = True
+    return hidden
+
+
+from .schema import db  # noqa: E402
+from .serve import serve  # noqa: E402
+from .traffic import check, demo, pay  # noqa: E402
+
+for _command in (serve, demo, pay, check, db):
+    main.add_command(_command)
+# Flask's own, for debugging: they work, they are not advertised.
+for _command in (run_command, shell_command, routes_command):
+    main.add_command(_hidden(_command))
+
+__all__ = ["main"]

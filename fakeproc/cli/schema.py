@@ -1,0 +1,66 @@
+"""`fakeproc db`: the store's schema, brought up to date without serving."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+from sqlalchemy.engine import make_url
+
+from . import check_environment, database_url_option
+
+_DATABASE = click.option("--database-url", envvar="FAKEPROC_DATABASE_URL",
+                         callback=database_url_option, help="SQLAlchemy URL or SQLite file path; default: ./fakeproc.db.")
+
+
+@click.group()
+def db() -> None:
+    """The store's schema (`serve` upgrades it by itself at start-up)."""
+
+
+@db.command()
+@_DATABASE
+def upgrade(database_url: str | None) -> None:
+    """Bring the store's schema to the newest revision, as `serve` does at start-up."""
+    from .. import database
+
+    with _store(database_url, migrate=True) as (app, shown):
+        click.echo(f"schema at revision {database.schema_revision()}: {shown}")
+
+
+@db.command()
+@_DATABASE
+def current(database_url: str | None) -> None:
+    """Print the store's schema revision; change nothing."""
+    from .. import database
+    from ..config import default_database_url
+
+    url = database_url or default_database_url()
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database \
+            and not Path(parsed.database).exists():
+        click.echo(f"no store yet: {parsed.database} does not exist")
+        return
+    with _store(database_url, migrate=False) as (app, shown):
+        click.echo(f"schema at revision {database.schema_revision() or 'none'}: {shown}")
+
+
+@contextlib.contextmanager
+def _store(database_url: str | None, migrate: bool) -> Iterator[tuple[Any, str]]:
+    """The app on the store asked for, in an app context, and the store as people read it."""
+    from .. import create_app
+    from ..models import db as models
+    from ..startup import describe_database
+    check_environment()
+    config: dict[str, Any] = {"AUTO_MIGRATE": migrate}
+    if database_url:
+        config["DATABASE_URL"] = database_url
+    app = create_app(config)
+    with app.app_context():
+        try:
+            yield app, describe_database(app.config["SQLALCHEMY_DATABASE_URI"])
+        finally:
+            models.engine.dispose()
