@@ -9,6 +9,7 @@ attempt's result reaching the retry; every answer inside the timeout.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -32,6 +33,15 @@ class Check:
     name: str
     status: str
     detail: str
+    seconds: float = 0.0  # real time the check took
+
+
+MARKS = {PASS: "ok  ", FAIL: "FAIL", SKIP: "skip"}
+
+
+def render_check(check: Check, width: int = 32) -> str:
+    """One line: verdict, name, time taken, what was seen."""
+    return f"  {MARKS[check.status]}  {check.name:<{width}}  {check.seconds:6.2f} s  {check.detail}"
 
 
 @dataclass
@@ -52,16 +62,16 @@ class Report:
                 "checks": [vars(check) for check in self.checks]}
 
     def render(self) -> str:
-        marks = {PASS: "ok  ", FAIL: "FAIL", SKIP: "skip"}
         lines = [f"Generic Pay Connector conformance of {self.url}", ""]
-        width = max(len(check.name) for check in self.checks)
-        for check in self.checks:
-            lines.append(f"  {marks[check.status]}  {check.name:<{width}}  {check.detail}")
+        lines += [render_check(check) for check in self.checks]
+        return "\n".join([*lines, "", self.summary()])
+
+    def summary(self) -> str:
         counts = {status: sum(c.status == status for c in self.checks)
                   for status in (PASS, FAIL, SKIP)}
-        lines += ["", f"{counts[PASS]} passed, {counts[FAIL]} failed, {counts[SKIP]} skipped"
-                  + (f": {', '.join(self.failed)}" if self.failed else "")]
-        return "\n".join(lines)
+        seconds = sum(check.seconds for check in self.checks)
+        return (f"{counts[PASS]} passed, {counts[FAIL]} failed, {counts[SKIP]} skipped in "
+                f"{seconds:.1f} s" + (f": {', '.join(self.failed)}" if self.failed else ""))
 
 
 class Checker:
@@ -74,7 +84,10 @@ class Checker:
         self._seen: list[tuple[str, Attempt]] = []
         self._lock = threading.Lock()
 
-    def run(self) -> Report:
+    def run(self, on_check: Callable[[Check], None] | None = None) -> Report:
+        """Every check in turn; `on_check` hears each as it ends. Once the endpoint has
+        answered nothing at all, the checks left are failed at once rather than each waiting
+        out Twilio's timeout again."""
         report = Report(self.connector.url)
         checks: list[tuple[str, Callable[[], tuple[str, str]]]] = [
             ("charge_card_shape", lambda: self._shape("charge", TEST_CARD)),
@@ -89,9 +102,24 @@ class Checker:
             ("answers_within_budget", self._within_budget),
         ]
         for name, check in checks:
-            status, detail = check()
-            report.checks.append(Check(name, status, detail))
+            started = time.monotonic()
+            silence = self._silence()
+            status, detail = (FAIL, f"not run: {silence}") if silence else check()
+            report.checks.append(Check(name, status, detail, time.monotonic() - started))
+            if on_check is not None:
+                on_check(report.checks[-1])
         return report
+
+    def _silence(self) -> str | None:
+        """Why the endpoint is taken for silent: it has answered none of the requests sent
+        so far (a timeout, a refused or broken connection each time)."""
+        with self._lock:
+            seen = [attempt for _, attempt in self._seen]
+        if not seen or any(attempt.answered for attempt in seen):
+            return None
+        first = seen[0]
+        return (f"the endpoint answered none of {len(seen)} request(s) so far (the first: "
+                f"{first.outcome} after {first.elapsed:.2f} s)")
 
     # -- the checks ------------------------------------------------------------------------
 
@@ -102,7 +130,11 @@ class Checker:
             problem = (f"a TEST-mode {type(payment).__name__.lower()} was refused: "
                        f"{attempt.parsed.get('error_code')}")
         issued = attempt.parsed.get(id_key(method)) if isinstance(attempt.parsed, dict) else None
-        return _verdict(problem, f"{id_key(method)} {issued}")
+        if problem is None and method == "tokenize" and attempt.parsed.get("charge_id"):
+            problem = (f"a tokenize answer carries a charge_id "
+                       f"({attempt.parsed['charge_id']}): was the card charged?")
+        return _verdict(problem, f"{id_key(method)} {issued}"
+                        + (", no charge_id" if method == "tokenize" else ""))
 
     def _error_keeps_id_key(self) -> tuple[str, str]:
         attempt = self._send(self._body("charge", REFUSED_CARD), "error")
@@ -180,6 +212,8 @@ class Checker:
                                  f"{last.parsed and last.parsed.get('charge_id')}")
 
     def _within_budget(self) -> tuple[str, str]:
+        if not any(attempt.answered for _, attempt in self._seen):
+            return FAIL, "no request was answered at all"
         late = [(label, a) for label, a in self._seen if a.elapsed > self.budget]
         slowest = max((a.elapsed for _, a in self._seen), default=0.0)
         if late:
@@ -243,6 +277,7 @@ def _other_amount(amount: str) -> str:
     return f"{float(amount) + 1:.2f}"
 
 
-def _short(attempt: Attempt, limit: int = 120) -> str:
-    text = attempt.body.decode("utf-8", "replace").strip()
-    return (text[:limit] + "…") if len(text) > limit else (text or "(empty body)")
+def _short(attempt: Attempt, limit: int = 200) -> str:
+    """The body as one line of at most `limit` characters."""
+    text = " ".join(attempt.body.decode("utf-8", "replace").split())
+    return (text[:limit - 1] + "…") if len(text) > limit else (text or "(empty body)")

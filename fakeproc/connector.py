@@ -238,6 +238,30 @@ class Connector:
         return http.client.HTTPConnection(host, port, timeout=timeout)
 
 
+def served_time_scale(url: str, timeout: float = 2.0,
+                      ssl_context: ssl.SSLContext | None = None) -> float | None:
+    """The time scale of the fakeproc serving `url` (from its `/api/health`), or None when
+    what answers there is not a fakeproc, or nothing answers within `timeout` real seconds."""
+    parts = urlsplit(url)
+    kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    options: dict[str, Any] = {"context": ssl_context} if parts.scheme == "https" else {}
+    connection = kind(parts.hostname, parts.port, timeout=timeout, **options)
+    try:
+        connection.request("GET", "/api/health", headers={"Accept": "application/json",
+                                                          "User-Agent": USER_AGENT})
+        response = connection.getresponse()
+        health = _parse(response.read(64 * 1024)) if response.status == 200 else None
+    except (OSError, http.client.HTTPException, ValueError):
+        return None
+    finally:
+        connection.close()
+    scale = health.get("time_scale") if isinstance(health, dict) else None
+    if health and health.get("status") == "ok" and isinstance(scale, (int, float)) \
+            and not isinstance(scale, bool) and scale > 0:
+        return float(scale)
+    return None
+
+
 def new_transaction_id() -> str:
     """A transaction id shaped like Twilio's Payment SIDs: PK and 32 hex digits."""
     return "PK" + secrets.token_hex(16)

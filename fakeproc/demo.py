@@ -9,7 +9,7 @@ import http.client
 import json
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -185,12 +185,15 @@ class Twilio:
 def run(count: int = 120, seed: int | None = None, url: str | None = None,
         database_url: str | None = None, time_scale: float | None = None,
         username: str | None = None, password: str | None = None,
-        admin_token: str | None = None) -> list[str]:
+        admin_token: str | None = None,
+        progress: Callable[[int], None] | None = None) -> list[str]:
     """Send `count` transactions to the fakeproc at `url`, or else to one started here on
-    `database_url` (default: the store of `fakeproc serve`); the summary's lines."""
+    `database_url` (default: the store of `fakeproc serve`); the summary's lines.
+    `progress` hears of every transaction whose payment has ended."""
     if url is not None:
         twilio = Twilio(url, username, password, admin_token)
-        return _send(twilio, count, seed, 1.0 if time_scale is None else time_scale, url)
+        return _send(twilio, count, seed, 1.0 if time_scale is None else time_scale, url,
+                     progress)
     scale = EMBEDDED_TIME_SCALE if time_scale is None else time_scale
     config: dict[str, Any] = {"TIME_SCALE": scale}
     if database_url:
@@ -199,7 +202,7 @@ def run(count: int = 120, seed: int | None = None, url: str | None = None,
         config["ADMIN_TOKEN"] = admin_token
     with embedded_server(config) as (base_url, store):
         twilio = Twilio(base_url, username, password, admin_token)
-        return _send(twilio, count, seed, scale, store)
+        return _send(twilio, count, seed, scale, store, progress)
 
 
 @contextlib.contextmanager
@@ -220,7 +223,8 @@ def embedded_server(config: dict[str, Any]) -> Iterator[tuple[str, str]]:
             db.engine.dispose()
 
 
-def _send(twilio: Twilio, count: int, seed: int | None, scale: float, target: str) -> list[str]:
+def _send(twilio: Twilio, count: int, seed: int | None, scale: float, target: str,
+          progress: Callable[[int], None] | None = None) -> list[str]:
     started = time.monotonic()
     twilio.timeout = _connector(twilio)["timeout_seconds"] * scale
     holds = LONGEST_HOLD * scale <= MAX_HOLDING_SECONDS
@@ -228,7 +232,9 @@ def _send(twilio: Twilio, count: int, seed: int | None, scale: float, target: st
     rule_ids = [twilio.api("POST", "/rules", j.rule)["id"] for j in journeys if j.rule]
     try:
         with ThreadPoolExecutor(SENDERS) as pool:
-            list(pool.map(twilio.pay, journeys))
+            for _ in pool.map(twilio.pay, journeys):
+                if progress is not None:
+                    progress(1)
         deadline = time.monotonic() + 2 * LONGEST_HOLD * scale + 5.0
         held = _await_held(twilio, [j for j in journeys if j.holds], deadline)
     finally:

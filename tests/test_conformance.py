@@ -4,8 +4,13 @@ a processor written wrong on purpose, naming the checks each one fails."""
 from __future__ import annotations
 
 import json
+import re
 import secrets
+import socket
+import subprocess
+import sys
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -111,6 +116,134 @@ def test_the_command_checks_credentials_and_speaks_json(server, client):
     result = CliRunner().invoke(main, ["check", server.url, "--username", "tw", "--password",
                                        "pw", "--time-scale", str(SCALE), "--json"])
     assert result.exit_code == 0, result.output
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)  # progress goes to stderr: stdout stays JSON
     assert report["passed"] is True and report["failed"] == []
     assert [item["name"] for item in report["checks"]] == ALL_CHECKS
+
+
+# -- quick to read: progress, one-line bodies, a silent endpoint, tokenize -------------------
+
+def test_every_check_is_reported_as_it_ends_with_its_time(server):
+    from fakeproc.conformance import Checker
+    from fakeproc.connector import Connector
+
+    heard: list[str] = []
+    checker = Checker(Connector(server.url, time_scale=SCALE))
+    report = checker.run(on_check=lambda done: heard.append(done.name))
+    assert heard == ALL_CHECKS
+    assert all(item.seconds > 0 for item in report.checks)
+    slow = next(item for item in report.checks if item.name == "slow_first_attempt_reaches_retry")
+    assert slow.seconds >= 10 * SCALE  # it waited out a timeout: 0.5 s
+
+
+def test_the_command_prints_each_check_before_the_run_ends():
+    """A processor that never answers fakeproc's slow amount: while `check` still waits on
+    that check, the lines of the checks before it are already out."""
+    app, release = Flask("slow-amount"), threading.Event()
+
+    @app.post("/")
+    def pay() -> Any:
+        body = request.get_json()
+        if body.get("amount") == "4012.00":
+            release.wait(30)
+        key = "token_id" if body["method"] == "tokenize" else "charge_id"
+        return {key: key[:2] + secrets.token_hex(8), "error_code": None, "error_message": None}
+
+    with LiveServer(app) as processor:
+        command = [sys.executable, "-m", "fakeproc", "check", processor.url, "--time-scale",
+                   str(SCALE)]
+        running = subprocess.Popen(command, stdout=subprocess.PIPE, text=True,
+                                   stderr=subprocess.DEVNULL)
+        try:
+            seen = []
+            for line in running.stdout:
+                seen.append(line)
+                if "mismatched_retry_refused" in line:
+                    break
+            assert running.poll() is None, "the lines came only at the end"
+            assert any(line.startswith("  ok    charge_card_shape") for line in seen), seen
+            assert re.search(r"  \d+\.\d\d s  ", seen[-1]), seen[-1]
+        finally:
+            release.set()
+            running.communicate(timeout=30)  # reads what is left and closes the pipe
+
+
+def silent_endpoint() -> tuple[socket.socket, list[socket.socket]]:
+    """A port that accepts connections and never says a word."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    return listener, held
+
+
+def test_against_an_endpoint_that_never_answers_check_ends_after_one_timeout():
+    listener, held = silent_endpoint()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/"
+    try:
+        started = time.monotonic()
+        result = CliRunner().invoke(main, ["check", url, "--time-scale", str(SCALE)])
+        elapsed = time.monotonic() - started
+    finally:
+        listener.close()
+        for connection in held:
+            connection.close()
+    # At scale 1 that is one 10 s timeout, well inside 90 s; here 0.5 s (plus the 0.5 s
+    # health question that finds no fakeproc there).
+    assert elapsed < 90 * SCALE, (elapsed, result.output)
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.startswith("  FAIL  ")]
+    assert len(lines) == len(ALL_CHECKS), result.output
+    assert "no answer: timeout" in lines[0]
+    assert all("not run: the endpoint answered none of 1 request(s)" in line
+               for line in lines[1:]), result.output
+
+
+def test_a_quoted_body_is_one_line_of_at_most_200_characters():
+    app = Flask("html")
+    page = "<html>\n<head><title>Oops</title></head>\n<body>\n" + "<p>trace</p>\n" * 400 \
+        + "</body></html>"
+
+    @app.post("/")
+    def pay() -> Any:
+        return page, 200, {"Content-Type": "text/html"}
+
+    with LiveServer(app) as processor:
+        result = CliRunner().invoke(main, ["check", processor.url, "--time-scale", str(SCALE)])
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    checks = [line for line in lines if line.startswith(("  ok", "  FAIL", "  skip"))]
+    assert len(checks) == len(ALL_CHECKS), result.output
+    for line in checks:
+        for quoted in re.findall(r"(<html>.*?)(?: then |$)", line):
+            assert len(quoted) <= 200, quoted
+    assert "<html> <head><title>Oops</title></head> <body> <p>trace</p>" in result.output
+    assert len(lines) == len(ALL_CHECKS) + 2, result.output  # the header and the summary
+
+
+def test_a_tokenize_answer_with_a_charge_id_fails_the_tokenize_checks():
+    app = Flask("charges-on-tokenize")
+
+    @app.post("/")
+    def pay() -> Any:
+        answer = {"charge_id": "ch_" + secrets.token_hex(8), "error_code": None,
+                  "error_message": None}
+        if request.get_json()["method"] == "tokenize":
+            answer["token_id"] = "tok_" + secrets.token_hex(8)
+        return answer
+
+    with LiveServer(app) as processor:
+        report = check(processor.url, time_scale=SCALE)
+    result = statuses(report)
+    assert result["tokenize_card_shape"] == result["tokenize_ach_shape"] == FAIL
+    assert result["charge_card_shape"] == PASS
+    assert "a tokenize answer carries a charge_id" in report.render()

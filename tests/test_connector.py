@@ -470,15 +470,43 @@ def pay(*args: str) -> Any:
 
 def test_cli_prints_the_timeline_and_the_fields(server):
     result = pay(server.url, "--card", VISA, "--expiry", "12/30", "--cvv", "123",
-                 "--postal-code", "94111", "--amount", "10.00", "--parameter", "order=A-1")
+                 "--postal-code", "94111", "--amount", "10.00", "--parameter", "order=A-1",
+                 "--timeout", "60")
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert re.fullmatch(r"charge PK[0-9a-f]{32} to .* \(each attempt given 10 s\)", lines[0])
+    # The server's own time scale, read from its health: every duration shown is real.
+    assert re.fullmatch(r"charge PK[0-9a-f]{32} to .*: each attempt given 0\.6 s "
+                        r"\(Twilio's 60 s at time scale 0\.01\)", lines[0]), lines[0]
     assert re.fullmatch(r"  attempt 1 at \+0\.000 s: HTTP 200 after \d\.\d{3} s  "
                         r"\{\"charge_id\":\"ch_.*", lines[1])
     assert "Result=success" in lines and "PaymentCardNumber=xxxx-xxxx-xxxx-1111" in lines
     assert "ExpirationDate=1230" in lines
     assert VISA not in result.output
+
+
+def test_cli_warns_when_told_another_scale_than_the_server_s(server):
+    result = CliRunner().invoke(main, ["pay", server.url, "--card", VISA, "--expiry", "12/30",
+                                       "--amount", "10.00", "--time-scale", "1"], env=CLEAN_ENV)
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines() == [
+        f"fakeproc: warning: the fakeproc at {server.url} runs at time scale 0.01, not 1: its "
+        "delays and hangs are scaled by 0.01, Twilio's timeout here by 1"]
+    assert result.stdout.splitlines()[0].endswith(": each attempt given 10 s")
+
+
+def test_cli_against_another_processor_uses_real_time():
+    """A processor that is not a fakeproc has no health to read: Twilio's 10 s are 10 s."""
+    app = Flask("elsewhere")
+
+    @app.post("/")
+    def charge() -> Any:
+        return {"charge_id": "ch_elsewhere", "error_code": None, "error_message": None}
+
+    with LiveServer(app) as elsewhere:
+        result = pay(elsewhere.url + "/", "--card", VISA, "--expiry", "12/30", "--amount", "5")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0].endswith(": each attempt given 10 s")
+    assert "warning" not in result.output
 
 
 def test_cli_exits_1_when_result_is_not_success(server):

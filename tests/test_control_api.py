@@ -131,6 +131,13 @@ def test_health_names_the_version(client):
     assert health["status"] == "ok" and health["version"]
 
 
+@pytest.mark.parametrize("scale", [1.0, 0.01, 2.5])
+def test_health_tells_the_time_scale_and_the_connector_timeout_it_makes(make_app, scale):
+    health = make_app(TIME_SCALE=scale).test_client().get("/api/health").json
+    assert health["time_scale"] == scale
+    assert health["connector_timeout_seconds"] == pytest.approx(10 * scale)
+
+
 # -- connectors ------------------------------------------------------------------------------
 
 

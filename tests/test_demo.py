@@ -4,7 +4,11 @@ engineer would read it, through the control API."""
 from __future__ import annotations
 
 import contextlib
+import os
+import pty
 import re
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -155,8 +159,9 @@ def test_it_sends_to_a_running_server_with_its_admin_token(server, client):
     url = ["--url", server.url]
     refused = demo(*url, "--count", "5")
     assert refused.exit_code == 1 and "admin token" in refused.output
-    # A server in real time: the mix leaves out delays and hangs, and says so.
-    sent = demo(*url, "--count", "30", "--seed", "3", "--admin-token", "s3cret")
+    # Told the server runs in real time, the mix leaves out delays and hangs, and says so.
+    sent = demo(*url, "--count", "30", "--seed", "3", "--admin-token", "s3cret",
+                "--time-scale", "1")
     assert sent.exit_code == 0, sent.output
     assert "no delays or hangs" in sent.output
     auth = {"Authorization": "Bearer s3cret"}
@@ -173,3 +178,56 @@ def test_it_sends_to_a_running_server_with_its_admin_token(server, client):
 def test_a_running_server_keeps_its_own_store(tmp_path):
     both = demo("--url", "http://127.0.0.1:9", "--database-url", f"sqlite:///{tmp_path}/x.db")
     assert both.exit_code == 2 and "--database-url" in both.output
+
+
+def test_without_a_time_scale_it_runs_at_the_running_server_s(server, client):
+    """The server at --url reports its time scale (0.01 here): held stories are in the mix,
+    and Twilio's side gives each attempt 0.1 s, as the server's own clock does."""
+    sent = demo("--url", server.url, "--count", "40", "--seed", "3", "--admin-token", "s3cret")
+    assert sent.exit_code == 0, sent.output
+    assert "no delays or hangs" not in sent.output
+    auth = {"Authorization": "Bearer s3cret"}
+    rows = client.get("/api/transactions?limit=500", headers=auth).json["data"]
+    details = [client.get(f"/api/transactions/{row['transaction_id']}", headers=auth).json
+               for row in rows]
+    held = [a for d in details for a in d["attempts"] if a["late"] or a["delivery"] == "hung"]
+    assert held, "no delay or hang made it into the mix"
+
+
+def test_long_runs_show_progress_where_there_is_no_terminal(tmp_path, monkeypatch):
+    monkeypatch.setattr("fakeproc.cli.traffic.Progress.EVERY_SECONDS", 0.0)
+    result = demo("--count", "12", "--seed", "1", "--database-url", f"sqlite:///{tmp_path}/p.db")
+    assert result.exit_code == 0, result.output
+    lines = re.findall(r"fakeproc: ([\d,]+) of 12 transactions sent \((\d+)%\)", result.stderr)
+    assert [int(done) for done, _ in lines] == list(range(1, 13))
+    assert lines[-1] == ("12", "100")
+    assert "fakeproc demo: 12 transactions" in result.stdout
+
+
+def test_on_a_terminal_progress_is_a_bar(tmp_path):
+    """Run on a pseudo-terminal, as a user at a shell would: the bar is drawn and ends full."""
+    primary, secondary = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FAKEPROC_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fakeproc", "demo", "--count", "12", "--seed", "1",
+         "--database-url", f"sqlite:///{tmp_path}/bar.db"],
+        stdin=secondary, stdout=secondary, stderr=secondary, env={**env, "COLUMNS": "100"},
+        close_fds=True)
+    os.close(secondary)
+    shown = b""
+    try:
+        while True:
+            try:
+                chunk = os.read(primary, 4096)
+            except OSError:  # the terminal closed: the command is done
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(primary)
+        process.wait(60)
+    text = shown.decode("utf-8", "replace")
+    assert process.returncode == 0, text
+    assert re.search(r"transactions sent\s+\[#+\]\s+100%", text), text
+    assert "fakeproc demo: 12 transactions" in text

@@ -11,7 +11,8 @@ from werkzeug.wrappers import Response
 from .. import connectors, ledger, rules
 from ..models import db
 from ..errors import BadRequest
-from ..openapi import build_spec, package_version
+from ..config import DEFAULT_TIMEOUT_SECONDS, package_version
+from ..openapi import build_spec
 from ..runtime import runtime
 from ..schemas import (ConnectorCreate, ConnectorUpdate, ResetRequest, RuleCreate,
                        RuleUpdate)
@@ -42,7 +43,10 @@ bp.before_request(refuse_unstorable)
 
 @bp.get("/health")
 def health() -> dict[str, Any]:
-    return {"status": "ok", "version": package_version()}
+    """Alive, and on what clock: Twilio's side reads the time scale to match its timeout."""
+    scale = runtime().clock.scale
+    return {"status": "ok", "version": package_version(), "time_scale": scale,
+            "connector_timeout_seconds": DEFAULT_TIMEOUT_SECONDS * scale}
 
 
 @bp.get("/openapi.json")
