@@ -118,8 +118,8 @@ class Checker:
         if not seen or any(attempt.answered for attempt in seen):
             return None
         first = seen[0]
-        return (f"the endpoint answered none of {len(seen)} request(s) so far (the first: "
-                f"{first.outcome} after {first.elapsed:.2f} s)")
+        return f"no request answered so far (the first: {first.outcome} after " \
+               f"{first.elapsed:.2f} s)"
 
     # -- the checks ------------------------------------------------------------------------
 
