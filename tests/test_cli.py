@@ -104,6 +104,19 @@ BAD = [
     ({"FAKEPROC_DATABASE_URL": "postgresql+psycopg://qa:s3cret@127.0.0.1:9/shop"}, [],
      "cannot use the database postgresql+psycopg://qa:***@127.0.0.1:9/shop"),
     ({}, ["--database-url", "/proc/version/fakeproc.db"], "cannot use the database"),
+    # What each accepts is said in words, whichever way the value came.
+    ({"FAKEPROC_PORT": "abc"}, [], "FAKEPROC_PORT=abc is not valid: a whole number from 1 to "
+     "65535"),
+    ({"FAKEPROC_PROXY_FIX": "maybe"}, [], "FAKEPROC_PROXY_FIX=maybe is not valid: true or false"),
+    ({}, ["--time-scale", "fast"], "--time-scale is not valid: a number greater than 0"),
+    # A driver that is not installed, a port that is not a number, a store only one process
+    # could see: refused before anything starts, the password never quoted.
+    ({"FAKEPROC_DATABASE_URL": "postgresql+asyncpg://qa@127.0.0.1/shop"}, [],
+     "FAKEPROC_DATABASE_URL=postgresql+asyncpg://qa@127.0.0.1/shop is not valid"),
+    ({"FAKEPROC_DATABASE_URL": "postgresql+psycopg://qa:s3cret@127.0.0.1:abc/shop"}, [],
+     "FAKEPROC_DATABASE_URL="),
+    ({"FAKEPROC_DATABASE_URL": "sqlite:///:memory:"}, [],
+     "FAKEPROC_DATABASE_URL=sqlite:///:memory: is not valid"),
 ]
 
 
@@ -127,13 +140,27 @@ def test_a_bad_setting_stops_the_demo_too(tmp_path):
     assert "FAKEPROC_TIME_SCALE" in done.stderr and files_in(tmp_path) == []
 
 
-def test_an_unknown_variable_gets_a_warning_naming_the_closest(tmp_path):
+@pytest.mark.parametrize("refused", [
+    {"FAKEPROC_ADMIN_REFRESH_SECONDS": "soon"},  # a setting of the app
+    {"FAKEPROC_TIME_SCALE": "0"},  # a setting that is also an option of serve
+], ids=["app-setting", "option"])
+def test_an_unknown_variable_gets_a_warning_naming_the_closest(tmp_path, refused):
     done = fakeproc("serve", "--port", str(free_port()), cwd=tmp_path,
-                    FAKEPROC_TIME_SCAL="0.01", FAKEPROC_ADMIN_REFRESH_SECONDS="soon")
+                    FAKEPROC_TIME_SCAL="0.01", **refused)
     assert done.stderr.splitlines()[0] == (
         "fakeproc: warning: FAKEPROC_TIME_SCAL is not a fakeproc setting and is ignored; did "
         "you mean FAKEPROC_TIME_SCALE?")
     assert done.returncode == 2 and len(done.stderr.splitlines()) == 2
+
+
+def test_a_store_out_of_reach_is_one_line_for_db_commands_too(tmp_path):
+    for command in ("current", "upgrade"):
+        done = fakeproc("db", command, cwd=tmp_path,
+                        FAKEPROC_DATABASE_URL="postgresql+psycopg://qa:s3cret@127.0.0.1:9/shop")
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert done.stderr.splitlines() == [done.stderr.strip()] and done.stderr.startswith(
+            "fakeproc: cannot use the database postgresql+psycopg://qa:***@127.0.0.1:9/shop: ")
+        assert "s3cret" not in done.stderr
 
 
 # -- one server per port ---------------------------------------------------------------------

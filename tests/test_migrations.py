@@ -143,17 +143,19 @@ def old_rows() -> dict[str, list[dict[str, Any]]]:
     }
 
 
-def make_old_store(url: str, revision: str = FIRST) -> None:
-    """A store at `revision`, holding `old_rows()` written through the tables as the
-    database itself describes them at that revision (so no newer column can slip in)."""
+def make_old_store(url: str, revision: str = FIRST,
+                   rows: dict[str, list[dict[str, Any]]] | None = None) -> None:
+    """A store at `revision`, holding `rows` (default: `old_rows()`) written through the
+    tables as the database itself describes them at that revision (so no newer column can
+    slip in)."""
     app = create_app({"DATABASE_URL": url, "AUTO_MIGRATE": False, "TESTING": True})
     with app.app_context():
         flask_migrate.upgrade(directory=str(MIGRATIONS), revision=revision)
         with db.engine.begin() as connection:
             tables = MetaData()
             tables.reflect(connection)
-            for name, rows in old_rows().items():
-                connection.execute(tables.tables[name].insert(), rows)
+            for name, table_rows in (old_rows() if rows is None else rows).items():
+                connection.execute(tables.tables[name].insert(), table_rows)
         db.engine.dispose()
 
 
@@ -346,27 +348,17 @@ def previous_release_rules() -> list[dict[str, Any]]:
 def make_previous_release_store(url: str) -> None:
     """A store at the previous release's revision holding its rules, and a payment whose
     first attempt rule 1 answered with a 503 just before the upgrade."""
-    app = create_app({"DATABASE_URL": url, "AUTO_MIGRATE": False, "TESTING": True})
-    with app.app_context():
-        flask_migrate.upgrade(directory=str(MIGRATIONS), revision=PREVIOUS_RELEASE)
-        with db.engine.begin() as connection:
-            tables = MetaData()
-            tables.reflect(connection)
-            rows = old_rows()
-            connection.execute(tables.tables["settings"].insert(), rows["settings"])
-            connection.execute(tables.tables["connectors"].insert(), rows["connectors"][:1])
-            connection.execute(tables.tables["rules"].insert(), previous_release_rules())
-            held = {**rows["transactions"][0], "transaction_id": HELD["transaction_id"],
-                    "status": "failed", "result_id": None, "response_status": None,
-                    "response_body": None, "amount_millis": 20_000, "description": None,
-                    "parameters": {}, "attempt_count": 1, "issued_count": 0,
-                    "settled_at": None}
-            connection.execute(tables.tables["transactions"].insert(), [held])
-            connection.execute(tables.tables["attempts"].insert(), [{
-                **rows["attempts"][0], "transaction_pk": 1, "kind": "fault",
-                "status_code": 503, "response_body": "Service Unavailable", "result_id": None,
-                "intact": False, "rules": ["rule:1"], "request": _masked_card(HELD)}])
-        db.engine.dispose()
+    rows = old_rows()
+    held = {**rows["transactions"][0], "transaction_id": HELD["transaction_id"],
+            "status": "failed", "result_id": None, "response_status": None,
+            "response_body": None, "amount_millis": 20_000, "description": None,
+            "parameters": {}, "attempt_count": 1, "issued_count": 0, "settled_at": None}
+    attempt = {**rows["attempts"][0], "transaction_pk": 1, "kind": "fault", "status_code": 503,
+               "response_body": "Service Unavailable", "result_id": None, "intact": False,
+               "rules": ["rule:1"], "request": _masked_card(HELD)}
+    make_old_store(url, PREVIOUS_RELEASE, {
+        "settings": rows["settings"], "connectors": rows["connectors"][:1],
+        "rules": previous_release_rules(), "transactions": [held], "attempts": [attempt]})
 
 
 @pytest.mark.slow
