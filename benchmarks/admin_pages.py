@@ -332,7 +332,7 @@ class StoreMaker:
 
 def schema_revision() -> str:
     from alembic.script import ScriptDirectory
-    from fakeproc.database import MIGRATIONS
+    from fakeproc.store.schema import MIGRATIONS
 
     return ScriptDirectory(str(MIGRATIONS)).get_current_head() or "none"
 
@@ -342,7 +342,7 @@ def build_store(path: Path, rows: int, seed: int) -> None:
     from sqlalchemy import insert, text
 
     from fakeproc import connectors, create_app
-    from fakeproc.models import Attempt, Transaction, db
+    from fakeproc.store.models import Attempt, Transaction, db
     from fakeproc.runtime import runtime
     from fakeproc.schemas import ConnectorCreate
 
@@ -619,8 +619,9 @@ def print_plans(db_path: Path, cases: list[Case], runs: int = 5) -> None:
     in-process (no HTTP, no rendering)."""
     from sqlalchemy import event
 
-    from fakeproc import create_app, ledger
-    from fakeproc.models import db
+    from fakeproc import create_app
+    from fakeproc.store import ledger
+    from fakeproc.store.models import db
 
     app = create_app({"DATABASE_URL": f"sqlite:///{db_path}"})
     print("\nquery plans (EXPLAIN QUERY PLAN of the statement ledger.transactions runs) and "

@@ -12,7 +12,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import settings
 from .config import RESOURCE_ROOT, Defaults, default_database_url
-from .models import db
+from .store.models import db
 
 __all__ = ["create_app"]
 
@@ -36,25 +36,25 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     settings.check(app.config, {key: key for key in config or {}})
     _configure_database(app)
 
-    from . import database
+    from .store import schema
     from .runtime import Runtime
     from .web import register
     from .web.transport import ConnectionFaults
 
     app.extensions["fakeproc"] = Runtime(app.config)
-    Migrate(app, db, directory=str(database.MIGRATIONS))
+    Migrate(app, db, directory=str(schema.MIGRATIONS))
     register(app)
     app.wsgi_app = ConnectionFaults(app.wsgi_app)  # type: ignore[method-assign]
     if app.config["PROXY_FIX"]:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1,
                                 x_prefix=1)  # type: ignore[method-assign]
     if app.config["AUTO_MIGRATE"]:
-        database.prepare(app)
+        schema.prepare(app)
     return app
 
 
 def _configure_database(app: Flask) -> None:
-    from .database import engine_options
+    from .store.schema import engine_options
 
     url = app.config.get("DATABASE_URL") or default_database_url()
     app.config["SQLALCHEMY_DATABASE_URI"] = url

@@ -10,10 +10,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from . import unit, versions
+from .store import attempt_connection, config_version
 from .errors import Conflict, NotFound
-from .models import Connector, db
-from .paging import Page, keyset_page
+from .store.models import Connector, db
+from .store.paging import Page, keyset_page
 from .schemas import ConnectorCreate, ConnectorUpdate
 from .security import Fingerprinter, same
 
@@ -66,9 +66,9 @@ class Directory:
         return next((c for c in connectors if c.unique_name == DEFAULT), None)
 
     def _current(self) -> tuple[ConnectorSettings, ...]:
-        version = versions.current()
+        version = config_version.current()
         if version != self._version or version is None:
-            rows = unit.connection().execute(select(Connector).order_by(Connector.id))
+            rows = attempt_connection.connection().execute(select(Connector).order_by(Connector.id))
             loaded = tuple(_settings(row) for row in rows)
             with self._lock:
                 self._connectors, self._version = loaded, version
@@ -106,7 +106,7 @@ def create(data: ConnectorCreate, fingerprints: Fingerprinter) -> ConnectorSetti
     now = datetime.now(timezone.utc)
     row = Connector(unique_name=data.unique_name, created_at=now, updated_at=now)
     _apply(row, data.model_dump(exclude={"unique_name"}), fingerprints)
-    versions.bump()
+    config_version.bump()
     db.session.add(row)
     try:
         db.session.commit()
@@ -121,7 +121,7 @@ def update(unique_name: str, data: ConnectorUpdate,
     row = _row(unique_name)
     _apply(row, data.model_dump(exclude_unset=True), fingerprints)
     row.updated_at = datetime.now(timezone.utc)
-    versions.bump()
+    config_version.bump()
     db.session.commit()
     return _settings(row)
 
@@ -130,7 +130,7 @@ def delete(unique_name: str) -> None:
     if unique_name == DEFAULT:
         raise Conflict("the Default connector cannot be deleted; change its settings instead")
     db.session.delete(_row(unique_name))
-    versions.bump()
+    config_version.bump()
     db.session.commit()
 
 

@@ -211,7 +211,7 @@ def embedded_server(config: dict[str, Any]) -> Iterator[tuple[str, str]]:
     its URL and the store it writes to (password hidden)."""
     from . import create_app
     from .live import ThreadedServer
-    from .models import db
+    from .store.models import db
 
     app = create_app(config)
     store = make_url(app.config["SQLALCHEMY_DATABASE_URI"]).render_as_string(hide_password=True)

@@ -12,10 +12,9 @@ from pydantic import BaseModel
 
 from . import cards
 from .config import package_version
-from .ledger import STATUSES
-from .paging import CURSOR, MAX_LIMIT
-from .schemas import (MAX_INTEGER, ConnectorCreate, ConnectorUpdate, ResetRequest, RuleCreate,
-                      RuleUpdate)
+from .store.ledger import STATUSES
+from .store.paging import CURSOR, MAX_LIMIT
+from .schemas import (MAX_INTEGER, ConnectorCreate, ConnectorUpdate, ResetRequest, RuleCreate, RuleUpdate)
 from .wire import ACH, CARD, MAX_DEPTH, MAX_ID_LENGTH, MAX_LENGTHS, METHODS
 
 Schema = dict[str, Any]

@@ -15,7 +15,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from . import delivery as deliveries
-from . import magic, rules, store, unit
+from . import magic, rules
+from .store import transactions, attempt_connection
 from .connectors import ConnectorSettings
 from .delivery import Delivery
 from .faults import Plan
@@ -24,7 +25,7 @@ from .inflight import Waiters
 from .outcomes import Outcome, screen
 from .rules import Facts, RuleBook
 from .security import Fingerprinter
-from .store import Registered, Settlement, Stored
+from .store.transactions import Registered, Settlement, Stored
 from .timing import Clock
 from .wire import PaymentRequest, answer
 
@@ -71,7 +72,7 @@ class Processor:
                received_at: datetime | None = None) -> Delivery:
         """Answer one attempt; `received_at` is when it arrived, if the server knows better
         than now."""
-        with unit.unit():
+        with attempt_connection.unit():
             return self._handle(request, connector, client, received_at or self.clock.now())
 
     def _handle(self, request: PaymentRequest, connector: ConnectorSettings,
@@ -83,12 +84,12 @@ class Processor:
         claim_until = self._deadline(received_at, first) if quick is None and first.decides \
             else None
         if first.holds:
-            unit.be_patient()  # it will be held for seconds: prompt requests may write first
-        registered = store.register(self._transaction_values(request, connector, received_at),
+            attempt_connection.be_patient()  # it will be held for seconds: prompt requests may write first
+        registered = transactions.register(self._transaction_values(request, connector, received_at),
                                     quick, claim_until)
         if registered.number > 1:
             # Attempts a crashed process left open end here: a retry is when Twilio cares.
-            store.interrupt_abandoned(registered.transaction_pk, received_at)
+            transactions.interrupt_abandoned(registered.transaction_pk, received_at)
             log.info("retry connector=%s transaction_id=%s attempt=%d gap=%.2fs",
                      connector.unique_name, _printable(request.transaction_id),
                      registered.number, registered.gap_seconds or 0.0)
@@ -96,14 +97,14 @@ class Processor:
                                              *self._role(request, connector, registered,
                                                          first, received_at)))
         result = self._immediate(attempt)
-        attempt_pk = store.record_attempt(self._attempt_values(attempt, client, result))
+        attempt_pk = transactions.record_attempt(self._attempt_values(attempt, client, result))
         if result is not None:
             if self._needs_refresh(attempt, result, self._is_late(attempt, self.clock.now())):
-                store.refresh_flags(registered.transaction_pk)
-            store.commit()
+                transactions.refresh_flags(registered.transaction_pk)
+            transactions.commit()
             self.waiters.notify(registered.transaction_pk)
             return result
-        store.release()
+        transactions.release()
         result, due = self._later(attempt)
         self._close(attempt, attempt_pk, result, due)
         self.waiters.notify(registered.transaction_pk)
@@ -146,7 +147,7 @@ class Processor:
         plan = self._plan(request, connector, number, deciding=True, earlier=registered)
         if not plan.decides:
             return "bystander", plan
-        if store.claim(registered.transaction_pk, self._deadline(received_at, plan),
+        if transactions.claim(registered.transaction_pk, self._deadline(received_at, plan),
                        received_at):
             return "original", plan
         return "waiter", self._plan(request, connector, number, False, earlier=registered)
@@ -170,13 +171,13 @@ class Processor:
         rules.count_firing(set(plan.rules) - taken)
         if attempt.role == "original" and not plan.decides:
             # The plan that claimed the decision lost its rule to a racing request.
-            store.unclaim(attempt.registered.transaction_pk)
+            transactions.unclaim(attempt.registered.transaction_pk)
             return replace(attempt, plan=plan, role="bystander")
         if attempt.role == "bystander" and plan.decides:
             # The fault that kept this attempt from deciding went to a racing request: decide
             # after all, or wait for the attempt that is deciding.
             deadline = self._deadline(attempt.received_at, plan)
-            if store.claim(attempt.registered.transaction_pk, deadline, attempt.received_at):
+            if transactions.claim(attempt.registered.transaction_pk, deadline, attempt.received_at):
                 return replace(attempt, plan=plan, role="original")
             return replace(attempt, plan=plan.without_outcome(), role="waiter")
         return replace(attempt, plan=plan)
@@ -189,7 +190,7 @@ class Processor:
         if attempt.role == "waiter" or plan.holds:
             return None
         if attempt.role == "mismatch":
-            store.flag_violation(registered.transaction_pk)
+            transactions.flag_violation(registered.transaction_pk)
             return self._deliver(attempt, self._mismatch(attempt))
         return self._deliver(attempt, self._outcome_now(attempt))
 
@@ -200,7 +201,7 @@ class Processor:
         Both count from the request's arrival, not from the end of its intake, and the writes
         that end a held request are done a little ahead of its due time (`_ahead`): hundreds
         of held requests that arrived together also end together, and their writes queue."""
-        unit.be_patient()
+        attempt_connection.be_patient()
         plan = attempt.plan
         delay_ends = self.clock.after(attempt.received_at, plan.delay or 0.0)
         self.clock.sleep_until(_ahead(attempt.received_at, delay_ends))
@@ -210,7 +211,7 @@ class Processor:
             settlement = self._outcome_now(attempt)
         due = delay_ends
         if plan.fault and plan.fault.kind == "hang":
-            store.release()
+            transactions.release()
             self.waiters.notify(attempt.registered.transaction_pk)
             due = self.clock.after(delay_ends, plan.fault.seconds)
             self.clock.sleep_until(_ahead(delay_ends, due))
@@ -223,12 +224,12 @@ class Processor:
                 return registered.settlement
             settlement = self._settlement(request, attempt.connector, attempt.plan.outcome, 1)
             # After a takeover another attempt may have decided first: its outcome holds.
-            return store.settle(registered.transaction_pk, settlement, self.clock.now())
+            return transactions.settle(registered.transaction_pk, settlement, self.clock.now())
         if role == "reprocess":
             if not attempt.plan.decides:  # a fault that charges nothing processes nothing
                 return None
             outcome = self._decide(request, attempt.connector, attempt.plan.outcome)
-            ordinal = store.count_issue(registered.transaction_pk) if outcome.approved else 0
+            ordinal = transactions.count_issue(registered.transaction_pk) if outcome.approved else 0
             return self._settlement(request, attempt.connector, outcome, ordinal)
         if role == "bystander":
             return None
@@ -252,8 +253,8 @@ class Processor:
         transaction_pk, poll = attempt.registered.transaction_pk, 0.005
         while True:
             with self.waiters.watch(transaction_pk) as settled_here:
-                current = store.state(transaction_pk)
-                store.release()
+                current = transactions.state(transaction_pk)
+                transactions.release()
                 if current.settlement is not None:
                     return self._retry_settlement(attempt.connector.idempotency,
                                                   attempt.request, current.settlement)
@@ -271,15 +272,15 @@ class Processor:
         now, transaction_pk = self.clock.now(), attempt.registered.transaction_pk
         plan = self._plan(attempt.request, attempt.connector, attempt.registered.number,
                           deciding=True, earlier=attempt.registered)
-        if not store.claim(transaction_pk, self._deadline(now, Plan()), now):
+        if not transactions.claim(transaction_pk, self._deadline(now, Plan()), now):
             return None
         log.warning("takeover connector=%s transaction_id=%s attempt=%d: the deciding attempt "
                     "never finished", attempt.connector.unique_name,
                     _printable(attempt.request.transaction_id), attempt.registered.number)
-        store.interrupt_abandoned(transaction_pk, now)
-        settlement = store.settle(transaction_pk, self._settlement(
+        transactions.interrupt_abandoned(transaction_pk, now)
+        settlement = transactions.settle(transaction_pk, self._settlement(
             attempt.request, attempt.connector, plan.outcome, 1), now)
-        store.commit()
+        transactions.commit()
         self.waiters.notify(transaction_pk)
         return self._retry_settlement(attempt.connector.idempotency, attempt.request, settlement)
 
@@ -344,10 +345,10 @@ class Processor:
                due: datetime) -> None:
         responded_at = max(due, self.clock.now())
         late = self._is_late(attempt, responded_at)
-        store.close_attempt(attempt_pk, attempt.registered.transaction_pk,
+        transactions.close_attempt(attempt_pk, attempt.registered.transaction_pk,
                             _outcome_values(result, responded_at, late),
                             refresh=self._needs_refresh(attempt, result, late))
-        store.release()  # the attempt may still wait for its due time: hold no connection
+        transactions.release()  # the attempt may still wait for its due time: hold no connection
 
     def _needs_refresh(self, attempt: _Attempt, result: Delivery, late: bool) -> bool:
         """Whether the orphan flag or an undecided status can move with this attempt."""
@@ -399,7 +400,7 @@ class Processor:
         the deciding attempt's deadline for a waiter, and the grace."""
         plan, start = attempt.plan, attempt.received_at
         if attempt.role == "waiter":
-            claim = store.state(attempt.registered.transaction_pk).settle_by
+            claim = transactions.state(attempt.registered.transaction_pk).settle_by
             start = max(claim or start, start)
         hang = plan.fault.seconds if plan.fault and plan.fault.kind == "hang" else 0.0
         seconds = (plan.delay or 0.0) + (hang or 0.0) + SETTLE_GRACE_SECONDS

@@ -107,7 +107,7 @@ def fakeproc_app(fakeproc_database_url: str, fakeproc_username: str | None,
                  fakeproc_config: dict[str, Any]) -> Iterator[Any]:
     """The fakeproc Flask app of this test session (one store, reset before each test)."""
     from . import create_app
-    from .models import db
+    from .store.models import db
 
     app = create_app({"DATABASE_URL": fakeproc_database_url, "USERNAME": fakeproc_username,
                       "PASSWORD": fakeproc_password, "TIME_SCALE": fakeproc_time_scale,

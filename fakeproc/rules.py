@@ -24,12 +24,12 @@ from typing import Any
 
 from sqlalchemy import bindparam, delete, select, update
 
-from . import unit, versions
+from .store import attempt_connection, config_version
 from .errors import NotFound
 from .faults import NOTHING, Plan, outcome_from, plan_from_action
-from .models import Rule, db
-from .paging import Page, keyset_page
-from .rawsql import RawStatement
+from .store.models import Rule, db
+from .store.paging import Page, keyset_page
+from .store.fast_sql import RawStatement
 from .schemas import RuleCreate, RuleMatch, RuleUpdate
 from .security import Fingerprinter
 from .wire import PaymentRequest
@@ -138,9 +138,9 @@ class RuleBook:
         self._salt: str | None = seed
 
     def live(self) -> tuple[LiveRule, ...]:
-        version = versions.current()
+        version = config_version.current()
         if version != self._version:
-            rows = unit.connection().execute(
+            rows = attempt_connection.connection().execute(
                 select(Rule.id, Rule.match, Rule.action, Rule.remaining, Rule.probability)
                 .where(Rule.enabled.is_(True)).order_by(Rule.priority, Rule.id))
             rules = tuple(LiveRule(r.id, r.match or {}, r.action, r.remaining is not None,
@@ -195,18 +195,18 @@ _COUNT = RawStatement(update(_RULES).where(_RULES.c.id == bindparam("rule_id"))
 
 def consume(rule_id: int) -> bool:
     """Use one of a counted rule's remaining firings; False when another request took the last."""
-    row = _CONSUME.execute(unit.writer(), {"rule_id": rule_id}).fetchone()
+    row = _CONSUME.execute(attempt_connection.writer(), {"rule_id": rule_id}).fetchone()
     if row is None:
         return False
     if row[0] == 0:
-        versions.bump()
+        config_version.bump()
     return True
 
 
 def count_firing(rule_ids: Iterable[int]) -> None:
     """Count the transactions that rules without a `remaining` limit fired on."""
     for rule_id in sorted(rule_ids):
-        _COUNT.execute(unit.writer(), {"rule_id": rule_id})
+        _COUNT.execute(attempt_connection.writer(), {"rule_id": rule_id})
 
 
 # -- the control API's side ------------------------------------------------------------------
@@ -220,7 +220,7 @@ def create(data: RuleCreate, fingerprints: Fingerprinter) -> dict[str, Any]:
                priority=data.priority, note=data.note, fired=0, created_at=now,
                updated_at=now)
     db.session.add(row)
-    versions.bump()
+    config_version.bump()
     db.session.commit()
     return rule_json(row)
 
@@ -236,7 +236,7 @@ def update_rule(rule_id: int, data: RuleUpdate, fingerprints: Fingerprinter) -> 
         if name in changes and (changes[name] is not None or name in ("remaining", "note")):
             setattr(row, name, changes[name])
     row.updated_at = datetime.now(timezone.utc)
-    versions.bump()
+    config_version.bump()
     db.session.commit()
     return rule_json(row)
 
@@ -252,13 +252,13 @@ def page(limit: int = 50, cursor: str | None = None) -> Page:
 
 def remove(rule_id: int) -> None:
     db.session.delete(_row(rule_id))
-    versions.bump()
+    config_version.bump()
     db.session.commit()
 
 
 def clear() -> int:
     count = db.session.execute(delete(Rule)).rowcount
-    versions.bump()
+    config_version.bump()
     return count
 
 

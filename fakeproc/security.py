@@ -9,7 +9,7 @@ import secrets
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from .models import Setting, db
+from .store.models import Setting, db
 from .wire import PaymentRequest
 
 KEY_SETTING = "fingerprint_key"

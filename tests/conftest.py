@@ -24,7 +24,7 @@ from sqlalchemy.engine import make_url
 from werkzeug.serving import make_server
 
 from fakeproc import create_app
-from fakeproc.models import db
+from fakeproc.store.models import db
 
 POSTGRES_ENV = "FAKEPROC_TEST_POSTGRES_URL"
 TEST_SCALE = 0.01  # 12 s of configured time pass in 120 ms

@@ -189,10 +189,10 @@ def test_connector_conflicts_and_protections(client):
 
 
 def test_start_up_credentials_protect_default(make_app, db_path):
-    from fakeproc import database
+    from fakeproc.store import schema
 
     app = make_app(USERNAME="twilio", PASSWORD="pw")
-    database.prepare(app)
+    schema.prepare(app)
     client = app.test_client()
     assert client.post("/", json=card_payload()).status_code == 401
     good = client.post("/", json=card_payload(), auth=("twilio", "pw"))

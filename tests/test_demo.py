@@ -20,7 +20,7 @@ from click.testing import CliRunner, Result
 from fakeproc import cards, create_app
 from fakeproc.cli import main
 from fakeproc.demo import Shop
-from fakeproc.models import db
+from fakeproc.store.models import db
 
 SEED = 7
 # The environment must not point the demo at another store or demand credentials.

@@ -12,7 +12,7 @@ from typing import Any
 
 from conftest import TEST_SCALE, card_payload
 
-from fakeproc.turns import Turns
+from fakeproc.store.sqlite_write_turns import Turns
 from fakeproc.web.transport import ARRIVED
 
 DELAY_SECONDS = 30  # 300 ms at the test time scale

@@ -19,8 +19,8 @@ from conftest import ach_payload, card_payload, make_postgres_database
 from sqlalchemy import MetaData, create_engine, text
 
 from fakeproc import create_app
-from fakeproc.database import MIGRATIONS
-from fakeproc.models import db
+from fakeproc.store.schema import MIGRATIONS
+from fakeproc.store.models import db
 from fakeproc.security import Fingerprinter
 
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]

@@ -187,7 +187,7 @@ def boom(*args, **kwargs):
     raise RuntimeError("the ledger broke")
 
 def test_panel(fakeproc_server, monkeypatch):
-    monkeypatch.setattr("fakeproc.ledger.counts", boom)
+    monkeypatch.setattr("fakeproc.store.ledger.counts", boom)
     requests.get(fakeproc_server.url + "/admin/live", timeout=5)
 
 def test_next_test_is_clean(fakeproc_server):

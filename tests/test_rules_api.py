@@ -373,7 +373,7 @@ def test_card_number_and_cvv_are_never_stored_in_the_clear(client, app, db_path:
         for secret in (LIVE_VISA, '"987"', "5105105105105100", '"4321"'):
             assert secret not in text
     with app.app_context():  # fold the WAL into the file, then read every byte on disk
-        from fakeproc.models import db
+        from fakeproc.store.models import db
         db.session.execute(db.text("PRAGMA wal_checkpoint(TRUNCATE)"))
     for path in db_path.parent.glob(db_path.name + "*"):
         data = path.read_bytes()

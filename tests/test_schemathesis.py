@@ -27,7 +27,7 @@ from conftest import make_postgres_database
 from hypothesis import HealthCheck, settings
 
 from fakeproc import create_app
-from fakeproc.models import db
+from fakeproc.store.models import db
 from fakeproc.openapi import build_spec
 
 TOKEN = "st-admin-token"

@@ -25,17 +25,17 @@ def db() -> None:
 @_DATABASE
 def upgrade(database_url: str | None) -> None:
     """Bring the store's schema to the newest revision, as `serve` does at start-up."""
-    from .. import database
+    from ..store import schema
 
     with _store(database_url, migrate=True) as (app, shown):
-        click.echo(f"schema at revision {database.schema_revision()}: {shown}")
+        click.echo(f"schema at revision {schema.schema_revision()}: {shown}")
 
 
 @db.command()
 @_DATABASE
 def current(database_url: str | None) -> None:
     """Print the store's schema revision; change nothing."""
-    from .. import database
+    from ..store import schema
     from ..config import default_database_url
 
     url = database_url or default_database_url()
@@ -45,14 +45,14 @@ def current(database_url: str | None) -> None:
         click.echo(f"no store yet: {parsed.database} does not exist")
         return
     with _store(database_url, migrate=False) as (app, shown):
-        click.echo(f"schema at revision {database.schema_revision() or 'none'}: {shown}")
+        click.echo(f"schema at revision {schema.schema_revision() or 'none'}: {shown}")
 
 
 @contextlib.contextmanager
 def _store(database_url: str | None, migrate: bool) -> Iterator[tuple[Any, str]]:
     """The app on the store asked for, in an app context, and the store as people read it."""
     from .. import create_app
-    from ..models import db as models
+    from ..store.models import db as models
     from ..startup import describe_database
     check_environment()
     config: dict[str, Any] = {"AUTO_MIGRATE": migrate}

@@ -56,7 +56,7 @@ def _serve(host: str, port: int, database_url: str | None, workers: int | None,
            cert: str | None, key: str | None, behind_proxy: bool, time_scale: float | None,
            access_log: bool) -> None:
     from .. import create_app, server
-    from ..models import db
+    from ..store.models import db
     from ..startup import banner, is_exposed, lock_down
 
     app_config: dict = {"PROXY_FIX": behind_proxy}

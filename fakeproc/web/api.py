@@ -8,14 +8,14 @@ from typing import Any
 from flask import Blueprint, request
 from werkzeug.wrappers import Response
 
-from .. import connectors, ledger, rules
-from ..models import db
+from .. import connectors, rules
+from ..store import ledger
+from ..store.models import db
 from ..errors import BadRequest
 from ..config import DEFAULT_TIMEOUT_SECONDS, package_version
 from ..openapi import build_spec
 from ..runtime import runtime
-from ..schemas import (ConnectorCreate, ConnectorUpdate, ResetRequest, RuleCreate,
-                       RuleUpdate)
+from ..schemas import ConnectorCreate, ConnectorUpdate, ResetRequest, RuleCreate, RuleUpdate
 from ..security import same
 from .errors import api_error, refuse_unstorable
 

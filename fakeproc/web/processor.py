@@ -6,7 +6,8 @@ from flask import Blueprint, current_app, redirect, request, url_for
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
-from .. import connectors, unit, wire
+from .. import connectors, wire
+from ..store import attempt_connection
 from ..processor import Client
 from ..runtime import runtime
 from .errors import processor_error
@@ -27,7 +28,7 @@ def index() -> Response:
 @bp.post("/connectors/<connector>/charge", defaults={"path_method": "charge"})
 @bp.post("/connectors/<connector>/tokenize", defaults={"path_method": "tokenize"})
 def receive(connector: str | None, path_method: str | None):
-    with unit.unit():
+    with attempt_connection.unit():
         return _receive(connector, path_method)
 
 

@@ -11,8 +11,9 @@ from typing import Any
 from flask import flash, redirect, render_template, request, stream_with_context, url_for
 from werkzeug.wrappers import Response
 
-from ... import connectors, ledger, magic, rules
-from ...models import db
+from ... import connectors, magic, rules
+from ...store import ledger
+from ...store.models import db
 from ...runtime import runtime
 from ...schemas import RuleUpdate, ValidationError, describe
 from . import bp

@@ -10,7 +10,8 @@ from typing import Any
 from flask import current_app, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from ... import connectors, ledger, rules
+from ... import connectors, rules
+from ...store import ledger
 from ...errors import BadRequest, NotFound
 from ...runtime import runtime
 from ...schemas import ValidationError, describe

@@ -18,13 +18,13 @@ from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import connectors, store, turns
-from .config import PACKAGE_DIR
+from .. import connectors
+from . import transactions, sqlite_write_turns
 from .models import db
-from .runtime import runtime
-from .settings import StartupError, safe_url
+from ..runtime import runtime
+from ..settings import StartupError, safe_url
 
-MIGRATIONS = PACKAGE_DIR / "migrations"
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # An arbitrary constant: the advisory lock that serialises migrations on PostgreSQL.
 _PG_MIGRATION_LOCK = 7_412_905
 log = logging.getLogger("fakeproc")
@@ -48,7 +48,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     if isinstance(dbapi_connection, sqlite3.Connection):
         cursor = dbapi_connection.cursor()
         for pragma in ("journal_mode=WAL", "synchronous=NORMAL",
-                       f"busy_timeout={turns.LOCK_TIMEOUT * 1000:.0f}",
+                       f"busy_timeout={sqlite_write_turns.LOCK_TIMEOUT * 1000:.0f}",
                        "foreign_keys=ON", "wal_autocheckpoint=10000", "cache_size=-32000",
                        "mmap_size=268435456"):
             cursor.execute(f"PRAGMA {pragma}")
@@ -83,7 +83,7 @@ def _prepare(app: Flask, url: str) -> None:
             log.info("schema upgraded from revision %s to %s", before, after)
         connectors.ensure_default(app.config.get("USERNAME"), app.config.get("PASSWORD"),
                                   runtime().fingerprints)
-        attempts, claims = store.sweep(datetime.now(timezone.utc))
+        attempts, claims = transactions.sweep(datetime.now(timezone.utc))
         db.session.commit()
         if attempts or claims:
             log.warning("a process that stopped left %d attempts open (now marked interrupted) "

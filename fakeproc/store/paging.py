@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Select
 from sqlalchemy.orm import InstrumentedAttribute
 
-from .errors import BadRequest
+from ..errors import BadRequest
 from .models import db
 
 MAX_LIMIT = 500

@@ -20,9 +20,9 @@ from sqlalchemy import (and_, bindparam, case, exists, insert, literal, literal_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from . import unit
+from . import attempt_connection
 from .models import Attempt, Transaction
-from .rawsql import RawStatement
+from .fast_sql import RawStatement
 
 T = Transaction.__table__
 A = Attempt.__table__
@@ -81,11 +81,11 @@ class State:
 
 
 def connection() -> Connection:
-    return unit.connection()
+    return attempt_connection.connection()
 
 
 def writer() -> Connection:
-    return unit.writer()
+    return attempt_connection.writer()
 
 
 TRANSACTION_KEYS = (
@@ -269,5 +269,5 @@ def _settlement_of(row: Any) -> Settlement | None:
                       row.response_status or 200, row.response_body or {})
 
 
-commit = unit.commit
-release = unit.release
+commit = attempt_connection.commit
+release = attempt_connection.release

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from . import turns
+from . import sqlite_write_turns
 from .models import db
 
 _current: ContextVar[Unit | None] = ContextVar("fakeproc_unit", default=None)
@@ -25,7 +25,7 @@ class Unit:
 
     def __init__(self) -> None:
         self._connection: Connection | None = None
-        self._turns: turns.Turns | None = None  # while this unit holds a turn to write
+        self._turns: sqlite_write_turns.Turns | None = None  # while this unit holds a turn to write
         self.patient = False  # its writes may wait behind other requests' (see turns)
         self.info: dict[str, Any] = {}
 
@@ -41,13 +41,13 @@ class Unit:
         `turns`), then takes the lock; it holds both until it commits."""
         if self._turns is None and db.engine.dialect.name == "sqlite":
             # The turn first, then a connection: writers queued for their turn hold none.
-            writers = turns.turns_for(db.engine)
+            writers = sqlite_write_turns.turns_for(db.engine)
             writers.acquire(self.patient)
             self._turns = writers
             connection = self.connection()
             if not connection.in_transaction():
                 connection.begin()
-            turns.lock_for_writing(connection.connection.driver_connection)
+            sqlite_write_turns.lock_for_writing(connection.connection.driver_connection)
             return connection
         return self.connection()
 

@@ -3,7 +3,7 @@
 from alembic import context
 from flask import current_app
 
-from fakeproc.models import db
+from fakeproc.store.models import db
 
 config = context.config
 

@@ -17,9 +17,9 @@ import uuid
 
 from sqlalchemy import literal_column, select, update
 
-from . import unit
+from . import attempt_connection
 from .models import Setting, db
-from .rawsql import RawStatement
+from .fast_sql import RawStatement
 
 KEY = "config_version"
 _CURRENT = RawStatement(select(Setting.__table__.c.value).where(
@@ -32,7 +32,7 @@ _known: dict[str, tuple[int, str | None]] = {}  # signal file -> (its mtime, the
 
 def current() -> str | None:
     """The version, read once per unit of work (a request)."""
-    info = unit.info()
+    info = attempt_connection.info()
     if KEY in info:
         return info[KEY]
     signal = _signal_file()
@@ -42,7 +42,7 @@ def current() -> str | None:
     if quiet and known is not None and known[0] == mtime:
         info[KEY] = known[1]
         return known[1]
-    row = _CURRENT.execute(unit.connection(), {}).fetchone()
+    row = _CURRENT.execute(attempt_connection.connection(), {}).fetchone()
     info[KEY] = row[0] if row else None
     if quiet and signal:
         with _lock:
@@ -52,9 +52,9 @@ def current() -> str | None:
 
 def bump() -> None:
     """Mark every cached copy stale (within the caller's database transaction)."""
-    unit.connection().execute(update(Setting).where(Setting.key == KEY)
+    attempt_connection.connection().execute(update(Setting).where(Setting.key == KEY)
                               .values(value=uuid.uuid4().hex))
-    unit.info().pop(KEY, None)
+    attempt_connection.info().pop(KEY, None)
     signal = _signal_file()
     if signal:
         _touch(signal)
