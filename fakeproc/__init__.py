@@ -36,12 +36,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     settings.check(app.config, {key: key for key in config or {}})
     _configure_database(app)
 
-    from .store import schema
+    from . import connectors
     from .runtime import Runtime
+    from .store import schema
     from .web import register
     from .web.transport import ConnectionFaults
 
-    app.extensions["fakeproc"] = Runtime(app.config)
+    runtime = app.extensions["fakeproc"] = Runtime(app.config)
     Migrate(app, db, directory=str(schema.MIGRATIONS))
     register(app)
     app.wsgi_app = ConnectionFaults(app.wsgi_app)  # type: ignore[method-assign]
@@ -49,7 +50,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1,
                                 x_prefix=1)  # type: ignore[method-assign]
     if app.config["AUTO_MIGRATE"]:
-        schema.prepare(app)
+        schema.prepare(app, lambda: connectors.ensure_default(
+            app.config.get("USERNAME"), app.config.get("PASSWORD"), runtime.fingerprints))
     return app
 
 

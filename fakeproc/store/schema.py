@@ -1,11 +1,12 @@
-"""Engine settings, schema migrations (Alembic through Flask-Migrate) and first-start data."""
+"""Engine settings, schema migrations (Alembic through Flask-Migrate) under a lock, and the
+sweep of what stopped processes left open."""
 
 from __future__ import annotations
 
 import fcntl
 import logging
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,11 +19,9 @@ from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from .. import connectors
-from . import transactions, sqlite_write_turns
-from .models import db
-from ..runtime import runtime
 from ..settings import StartupError, safe_url
+from . import sqlite_write_turns, transactions
+from .models import db
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # An arbitrary constant: the advisory lock that serialises migrations on PostgreSQL.
@@ -55,12 +54,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
-def prepare(app: Flask) -> None:
-    """Bring the schema up to date and make sure Default exists; safe from several processes.
-    A database out of reach (refused, unwritable, not a database) is a StartupError."""
+def prepare(app: Flask, first_start: Callable[[], None]) -> None:
+    """Bring the schema up to date, run `first_start` (the data every store needs, e.g. the
+    Default connector), and sweep what stopped processes left open; safe from several
+    processes. A database out of reach (refused, unwritable, not a database) is a
+    StartupError."""
     url = app.config["SQLALCHEMY_DATABASE_URI"]
     try:
-        _prepare(app, url)
+        _prepare(app, url, first_start)
     except (SQLAlchemyError, OSError) as error:
         raise StartupError(f"cannot use the database {safe_url(url)}: {_reason(error)}") \
             from error
@@ -72,7 +73,7 @@ def _reason(error: BaseException) -> str:
     return lines[0] if lines else type(cause).__name__
 
 
-def _prepare(app: Flask, url: str) -> None:
+def _prepare(app: Flask, url: str, first_start: Callable[[], None]) -> None:
     with app.app_context(), migration_lock(url):
         before = schema_revision()
         flask_migrate.upgrade(directory=str(MIGRATIONS))
@@ -81,8 +82,7 @@ def _prepare(app: Flask, url: str) -> None:
             log.info("schema created at revision %s", after)
         elif after != before:
             log.info("schema upgraded from revision %s to %s", before, after)
-        connectors.ensure_default(app.config.get("USERNAME"), app.config.get("PASSWORD"),
-                                  runtime().fingerprints)
+        first_start()
         attempts, claims = transactions.sweep(datetime.now(timezone.utc))
         db.session.commit()
         if attempts or claims:
