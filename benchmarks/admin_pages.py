@@ -106,8 +106,8 @@ class StoreMaker:
     """Transactions and attempts as rows for `insert(Transaction)` and `insert(Attempt)`."""
 
     def __init__(self, rows: int, seed: int, fingerprints, now: datetime):
-        from fakeproc import wire
-        from fakeproc.outcomes import MESSAGES
+        from fakeproc.processor import wire
+        from fakeproc.processor.outcomes import MESSAGES
 
         self.wire, self.messages = wire, MESSAGES
         self.rows, self.rng, self.fingerprints = rows, random.Random(seed), fingerprints
@@ -341,15 +341,16 @@ def build_store(path: Path, rows: int, seed: int) -> None:
     """A fresh store at `path`: the app's migrations, its connectors, then the rows in bulk."""
     from sqlalchemy import insert, text
 
-    from fakeproc import connectors, create_app
+    from fakeproc import create_app
+    from fakeproc.control import connectors
     from fakeproc.store.models import Attempt, Transaction, db
-    from fakeproc.runtime import runtime
-    from fakeproc.schemas import ConnectorCreate
+    from fakeproc.web.runtime import runtime
+    from fakeproc.control.schemas import ConnectorCreate
 
     app = create_app({"DATABASE_URL": f"sqlite:///{path}"})
     with app.app_context():
         for name, mode, _ in CONNECTORS:
-            if name != connectors.DEFAULT:
+            if name != "Default":
                 connectors.create(ConnectorCreate(unique_name=name, mode=mode),
                                   runtime().fingerprints)
         maker = StoreMaker(rows, seed, runtime().fingerprints, datetime.now(timezone.utc))

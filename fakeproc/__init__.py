@@ -14,7 +14,7 @@ from . import settings
 from .config import RESOURCE_ROOT, Defaults, default_database_url
 from .store.models import db
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "prepare_store"]
 
 # Settings that are text whatever they look like: Flask's from_prefixed_env JSON-decodes every
 # value, so FAKEPROC_SEED=42 would arrive as the int 42 and FAKEPROC_PASSWORD=true as True.
@@ -36,13 +36,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     settings.check(app.config, {key: key for key in config or {}})
     _configure_database(app)
 
-    from . import connectors
-    from .runtime import Runtime
+    from .processor.runtime import Runtime
     from .store import schema
     from .web import register
     from .web.transport import ConnectionFaults
 
-    runtime = app.extensions["fakeproc"] = Runtime(app.config)
+    app.extensions["fakeproc"] = Runtime(app.config)
     Migrate(app, db, directory=str(schema.MIGRATIONS))
     register(app)
     app.wsgi_app = ConnectionFaults(app.wsgi_app)  # type: ignore[method-assign]
@@ -50,9 +49,22 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1,
                                 x_prefix=1)  # type: ignore[method-assign]
     if app.config["AUTO_MIGRATE"]:
-        schema.prepare(app, lambda: connectors.ensure_default(
-            app.config.get("USERNAME"), app.config.get("PASSWORD"), runtime.fingerprints))
+        prepare_store(app)
     return app
+
+
+def prepare_store(app: Flask) -> None:
+    """Bring the app's store up to date, as `create_app` does unless AUTO_MIGRATE is off: the
+    schema migrated, the Default connector there with the start-up credentials, and what a
+    stopped process left open swept up."""
+    from .control import connectors
+    from .store import schema
+
+    def first_start() -> None:  # in the app context, once the schema is there
+        connectors.ensure_default(app.config.get("USERNAME"), app.config.get("PASSWORD"),
+                                  app.extensions["fakeproc"].fingerprints)
+
+    schema.prepare(app, first_start)
 
 
 def _configure_database(app: Flask) -> None:

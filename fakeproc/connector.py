@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import pay_action
-from .cards import mask, redact_pans
+from .processor.cards import mask, redact_pans
 
 TIMEOUT_SECONDS = 10.0  # Twilio gives a processor 10 s to answer
 RETRIES = 5  # then retries up to 5 times with the same transaction_id

@@ -17,7 +17,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from sqlalchemy.engine import make_url
 
-from .magic import DECLINE_AMOUNTS
+from .processor.magic_values import DECLINE_AMOUNTS
 from .payloads import Payloads
 
 EMBEDDED_TIME_SCALE = 0.01  # 10 s connector timeout → 100 ms: well above a charge's latency

@@ -10,12 +10,12 @@ from typing import Any
 from flask import current_app, has_app_context
 from pydantic import BaseModel
 
-from . import cards
+from .processor import cards
 from .config import package_version
 from .store.ledger import STATUSES
 from .store.paging import CURSOR, MAX_LIMIT
-from .schemas import (MAX_INTEGER, ConnectorCreate, ConnectorUpdate, ResetRequest, RuleCreate, RuleUpdate)
-from .wire import ACH, CARD, MAX_DEPTH, MAX_ID_LENGTH, MAX_LENGTHS, METHODS
+from .control.schemas import (MAX_INTEGER, ConnectorCreate, ConnectorUpdate, ResetRequest, RuleCreate, RuleUpdate)
+from .processor.wire import ACH, CARD, MAX_DEPTH, MAX_ID_LENGTH, MAX_LENGTHS, METHODS
 
 Schema = dict[str, Any]
 

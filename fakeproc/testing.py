@@ -9,7 +9,7 @@ import threading
 import time
 from typing import Any
 
-from .connectors import DEFAULT
+from .store.connector_rows import DEFAULT
 
 
 class FakeprocError(Exception):

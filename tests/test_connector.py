@@ -24,7 +24,7 @@ from click.testing import CliRunner
 from conftest import TEST_SCALE, LiveServer, free_port
 from flask import Flask, Response, request
 
-from fakeproc import magic
+from fakeproc.processor import magic_values
 from fakeproc.cli import main
 from fakeproc.connector import Attempt, BankAccount, Card, Connector, masked
 from fakeproc.pay_action import mask_card
@@ -93,7 +93,7 @@ class Row:
 
 def _declines() -> list[Row]:
     rows = [Row(f"amount {whole}", f"{whole}.00", failure="declined", connector_error=code,
-                ledger="declined") for whole, code in magic.DECLINE_AMOUNTS.items()]
+                ledger="declined") for whole, code in magic_values.DECLINE_AMOUNTS.items()]
     rows += [Row(f"amount {amount} generic", amount, failure="declined",
                  connector_error="generic_decline", ledger="declined")
              for amount in ("2003.00", "2999.99")]
@@ -105,7 +105,7 @@ def _declines() -> list[Row]:
 
 def _broken() -> list[Row]:
     rows = []
-    for offset, variant in enumerate(magic.BROKEN_AMOUNTS):
+    for offset, variant in enumerate(magic_values.BROKEN_AMOUNTS):
         timeline = {"drop": "drops", "truncated": "truncated"}.get(variant, "answered")
         rows.append(Row(f"amount {4300 + offset} {variant}", f"{4300 + offset}.00",
                         failure="bad_answer" if timeline == "answered" else "no_answer",
@@ -156,19 +156,19 @@ ROWS = [
 
 def _scenario_steps() -> set[str]:
     """The step names the magic-values table lists for fakeproc_scenario."""
-    listed = dict(magic.REFERENCE)[f"parameter {magic.SCENARIO_PARAMETER}"]
+    listed = dict(magic_values.REFERENCE)[f"parameter {magic_values.SCENARIO_PARAMETER}"]
     return {re.split(r"[: ]", item.strip())[0] for item in listed.split(": ", 1)[1].split(",")}
 
 
 def test_the_rows_cover_the_whole_table():
     labels = " ".join(row.label for row in ROWS)
-    assert all(f"amount {whole}" in labels for whole in magic.DECLINE_AMOUNTS)
-    assert all(variant in labels for variant in magic.BROKEN_AMOUNTS)
+    assert all(f"amount {whole}" in labels for whole in magic_values.DECLINE_AMOUNTS)
+    assert all(variant in labels for variant in magic_values.BROKEN_AMOUNTS)
     steps = {step.split(":")[0] for row in ROWS if row.scenario
              for step in row.scenario.split(";")}
     assert _scenario_steps() <= steps
     amounts = [int(float(row.amount)) for row in ROWS if row.amount]
-    for trigger, _ in magic.REFERENCE:
+    for trigger, _ in magic_values.REFERENCE:
         if found := re.match(r"amount (\d+)\.\d\d(?:–(\d+)\.\d\d)?", trigger):
             low, high = int(found[1]), int(found[2] or found[1])
             assert any(low <= amount <= high for amount in amounts), trigger
@@ -177,7 +177,7 @@ def test_the_rows_cover_the_whole_table():
 @pytest.mark.parametrize("row", ROWS, ids=[row.label for row in ROWS])
 def test_each_magic_value_reaches_the_app_as_twilio_reports_it(server, row):
     card = Card(row.number, 8, 2035, cvv=row.cvv, postal_code=row.postal_code)
-    parameters = {magic.SCENARIO_PARAMETER: row.scenario} if row.scenario else None
+    parameters = {magic_values.SCENARIO_PARAMETER: row.scenario} if row.scenario else None
     # Twilio's 10 s where the row outlasts it; the others answer (or break) at once.
     emulator = connector(server, 10.0 if row.timeline in ("retried", "timeouts") else 60.0)
     payment = (emulator.tokenize(card, parameters=parameters) if row.amount is None

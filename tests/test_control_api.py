@@ -189,10 +189,10 @@ def test_connector_conflicts_and_protections(client):
 
 
 def test_start_up_credentials_protect_default(make_app, db_path):
-    from fakeproc.store import schema
+    from fakeproc import prepare_store
 
     app = make_app(USERNAME="twilio", PASSWORD="pw")
-    schema.prepare(app)
+    prepare_store(app)
     client = app.test_client()
     assert client.post("/", json=card_payload()).status_code == 401
     good = client.post("/", json=card_payload(), auth=("twilio", "pw"))

@@ -25,7 +25,7 @@ from conftest import (TEST_SCALE, ServeGroup, ServeProcess, ach_payload, card_pa
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
-from fakeproc import cards
+from fakeproc.processor import cards
 from fakeproc.payloads import Payloads
 
 pytestmark = pytest.mark.slow

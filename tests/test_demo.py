@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from fakeproc import cards, create_app
+from fakeproc.processor import cards
+from fakeproc import create_app
 from fakeproc.cli import main
 from fakeproc.demo import Shop
 from fakeproc.store.models import db

@@ -21,7 +21,7 @@ from sqlalchemy import MetaData, create_engine, text
 from fakeproc import create_app
 from fakeproc.store.schema import MIGRATIONS
 from fakeproc.store.models import db
-from fakeproc.security import Fingerprinter
+from fakeproc.processor.fingerprints import Fingerprinter
 
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 API_TIMEOUT = 30

@@ -13,7 +13,7 @@ from sqlalchemy import Select, case, delete, func, or_, select
 from ..errors import BadRequest, Conflict, NotFound
 from .paging import Page, keyset_page
 from .models import Attempt, Transaction, db
-from ..wire import id_key
+from ..processor.wire import id_key
 
 STATUSES = ("succeeded", "declined", "in_flight", "failed")
 

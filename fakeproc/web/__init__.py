@@ -29,7 +29,7 @@ class PanelSessions(SecureCookieSessionInterface):
 
     def open_session(self, app: Flask, request: Any) -> Any:
         if app.secret_key is None and request.path.startswith("/admin"):
-            from ..security import session_key
+            from ..store.secrets import session_key
 
             app.config["SECRET_KEY"] = session_key()
         return super().open_session(app, request)

@@ -8,15 +8,15 @@ from typing import Any
 from flask import Blueprint, request
 from werkzeug.wrappers import Response
 
-from .. import connectors, rules
-from ..store import ledger
+from ..control import connectors, rules
+from ..store import connector_rows, ledger, rule_rows
 from ..store.models import db
 from ..errors import BadRequest
 from ..config import DEFAULT_TIMEOUT_SECONDS, package_version
 from ..openapi import build_spec
-from ..runtime import runtime
-from ..schemas import ConnectorCreate, ConnectorUpdate, ResetRequest, RuleCreate, RuleUpdate
-from ..security import same
+from .runtime import runtime
+from ..control.schemas import (ConnectorCreate, ConnectorUpdate, ResetRequest, RuleCreate, RuleUpdate)
+from ..processor.fingerprints import same
 from .errors import api_error, refuse_unstorable
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -79,14 +79,14 @@ def reset() -> dict[str, Any]:
     options = ResetRequest.model_validate(_json_body(required=False))
     deleted = ledger.reset()
     if options.rules:
-        deleted["rules"] = rules.clear()
+        deleted["rules"] = rule_rows.clear()
         db.session.commit()
     return {"status": "ok", "deleted": deleted}
 
 
 @bp.get("/rules")
 def list_rules() -> dict[str, Any]:
-    return rules.page(_limit(), request.args.get("cursor")).to_json()
+    return rule_rows.page(_limit(), request.args.get("cursor")).to_json()
 
 
 @bp.post("/rules")
@@ -97,24 +97,24 @@ def create_rule() -> tuple[dict[str, Any], int]:
 
 @bp.get("/rules/<int:rule_id>")
 def get_rule(rule_id: int) -> dict[str, Any]:
-    return rules.get(rule_id)
+    return rule_rows.get(rule_id)
 
 
 @bp.patch("/rules/<int:rule_id>")
 def update_rule(rule_id: int) -> dict[str, Any]:
     data = RuleUpdate.model_validate(_json_body())
-    return rules.update_rule(rule_id, data, runtime().fingerprints)
+    return rules.update(rule_id, data, runtime().fingerprints)
 
 
 @bp.delete("/rules/<int:rule_id>")
 def delete_rule(rule_id: int) -> tuple[str, int]:
-    rules.remove(rule_id)
+    rule_rows.remove(rule_id)
     return "", 204
 
 
 @bp.get("/connectors")
 def list_connectors() -> dict[str, Any]:
-    return connectors.page(_limit(), request.args.get("cursor")).to_json()
+    return connector_rows.page(_limit(), request.args.get("cursor")).to_json()
 
 
 @bp.post("/connectors")
@@ -125,7 +125,7 @@ def create_connector() -> tuple[dict[str, Any], int]:
 
 @bp.get("/connectors/<unique_name>")
 def get_connector(unique_name: str) -> dict[str, Any]:
-    return connectors.get(unique_name).to_json()
+    return connector_rows.get(unique_name).to_json()
 
 
 @bp.patch("/connectors/<unique_name>")
@@ -136,7 +136,7 @@ def update_connector(unique_name: str) -> dict[str, Any]:
 
 @bp.delete("/connectors/<unique_name>")
 def delete_connector(unique_name: str) -> tuple[str, int]:
-    connectors.delete(unique_name)
+    connector_rows.delete(unique_name)
     return "", 204
 
 

@@ -9,8 +9,8 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.wrappers import Response
 
 from ..errors import BadRequest, DomainError, NotFound
-from ..schemas import MAX_INTEGER, ValidationError, describe
-from ..wire import InvalidRequest, answer
+from ..control.schemas import MAX_INTEGER, ValidationError, describe
+from ..processor.wire import InvalidRequest, answer
 
 log = logging.getLogger("fakeproc")
 

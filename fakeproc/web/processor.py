@@ -6,10 +6,10 @@ from flask import Blueprint, current_app, redirect, request, url_for
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
-from .. import connectors, wire
+from ..processor import fingerprints, wire
 from ..store import attempt_connection
-from ..processor import Client
-from ..runtime import runtime
+from ..processor.engine import Client
+from .runtime import runtime
 from .errors import processor_error
 from .transport import ARRIVED, to_response
 
@@ -43,7 +43,7 @@ def _receive(connector: str | None, path_method: str | None):
     if settings is None:
         return processor_error(404, "connector_not_found", f"no connector named {connector}",
                                path_method)
-    if not connectors.authenticate(settings, username, password, runtime().fingerprints):
+    if not fingerprints.authenticate(settings, username, password, runtime().fingerprints):
         response = processor_error(401, "unauthorized", "this connector needs Basic auth with "
                                    "its username and password", path_method)
         response.headers["WWW-Authenticate"] = 'Basic realm="fakeproc"'

@@ -15,7 +15,7 @@ from typing import Any
 
 from flask import Response, request
 
-from ..delivery import Delivery
+from ..processor.delivery import Delivery
 
 HANDLED = "fakeproc.connection_handled"
 # When the server read the request (an aware UTC datetime), if it stamps arrivals itself.

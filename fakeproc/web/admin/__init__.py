@@ -9,8 +9,8 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.wrappers import Response
 
 from ...errors import DomainError
-from ...schemas import ValidationError, describe
-from ...security import same
+from ...control.schemas import ValidationError, describe
+from ...processor.fingerprints import same
 from ..errors import refuse_unstorable
 from .forms import ConfirmForm, LoginForm
 

@@ -11,9 +11,10 @@ from wtforms import (BooleanField, DecimalField, FloatField, IntegerField, Passw
                      RadioField, SelectChoice, SelectField, StringField, TextAreaField)
 from wtforms.validators import InputRequired, NumberRange, Optional
 
-from ...cards import BRANDS
-from ...outcomes import MESSAGES
-from ...schemas import MALFORMED_VARIANTS, ConnectorCreate, ConnectorUpdate, RuleCreate
+from ...processor.cards import BRANDS
+from ...processor.outcomes import MESSAGES
+from ...control.schemas import ConnectorCreate, ConnectorUpdate, RuleCreate
+from ...processor.faults import MALFORMED_VARIANTS
 
 ACTIONS = ("approve", "decline", "delay", "hang", "drop", "http_error", "malformed")
 DECLINE_CODES = tuple(code for code in MESSAGES if code != "duplicate_transaction")

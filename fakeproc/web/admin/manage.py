@@ -11,11 +11,12 @@ from typing import Any
 from flask import flash, redirect, render_template, request, stream_with_context, url_for
 from werkzeug.wrappers import Response
 
-from ... import connectors, magic, rules
-from ...store import ledger
+from ...control import connectors, rules
+from ...processor import magic_values
+from ...store import connector_rows, ledger, rule_rows
 from ...store.models import db
-from ...runtime import runtime
-from ...schemas import RuleUpdate, ValidationError, describe
+from ..runtime import runtime
+from ...control.schemas import RuleUpdate, ValidationError, describe
 from . import bp
 from .forms import ConfirmForm, ConnectorForm, ResetForm, RuleForm, choices
 
@@ -61,20 +62,20 @@ def rules_page() -> str | tuple[str, int] | Response:
             return redirect(url_for("admin.rules_page"))
     status = 400 if form.errors or request.method == "POST" else 200
     return render_template("admin/rules.html", form=form, presets=PRESETS,
-                           rules=rules.page(500).items, button=ConfirmForm()), status
+                           rules=rule_rows.page(500).items, button=ConfirmForm()), status
 
 
 @bp.post("/rules/<int:rule_id>/toggle")
 def toggle_rule(rule_id: int) -> Response:
-    enabled = not rules.get(rule_id)["enabled"]
-    rules.update_rule(rule_id, RuleUpdate(enabled=enabled), runtime().fingerprints)
+    enabled = not rule_rows.get(rule_id)["enabled"]
+    rules.update(rule_id, RuleUpdate(enabled=enabled), runtime().fingerprints)
     flash(f"Rule {rule_id} {'enabled' if enabled else 'disabled'}.", "success")
     return redirect(url_for("admin.rules_page"))
 
 
 @bp.post("/rules/<int:rule_id>/delete")
 def delete_rule(rule_id: int) -> Response:
-    rules.remove(rule_id)
+    rule_rows.remove(rule_id)
     flash(f"Rule {rule_id} deleted.", "success")
     return redirect(request.form.get("back") == "dashboard"
                     and url_for("admin.dashboard") or url_for("admin.rules_page"))
@@ -92,13 +93,13 @@ def connectors_page() -> str | tuple[str, int] | Response:
             flash(f"Connector {created.unique_name} created.", "success")
             return redirect(url_for("admin.connectors_page"))
     return render_template("admin/connectors.html", form=form,
-                           connectors=connectors.all_connectors(), button=ConfirmForm(),
+                           connectors=connector_rows.all_connectors(), button=ConfirmForm(),
                            scale=runtime().clock.scale), 400 if request.method == "POST" else 200
 
 
 @bp.route("/connectors/<unique_name>", methods=["GET", "POST"])
 def connector_page(unique_name: str) -> str | tuple[str, int] | Response:
-    current = connectors.get(unique_name)
+    current = connector_rows.get(unique_name)
     form = ConnectorForm(obj=current if request.method == "GET" else None)
     if form.validate_on_submit():
         try:
@@ -114,7 +115,7 @@ def connector_page(unique_name: str) -> str | tuple[str, int] | Response:
 
 @bp.post("/connectors/<unique_name>/delete")
 def delete_connector(unique_name: str) -> Response:
-    connectors.delete(unique_name)
+    connector_rows.delete(unique_name)
     flash(f"Connector {unique_name} deleted.", "success")
     return redirect(url_for("admin.connectors_page"))
 
@@ -128,12 +129,12 @@ def settings() -> str | tuple[str, int] | Response:
         else:
             deleted = ledger.reset()
             if form.rules.data:
-                deleted["rules"] = rules.clear()
+                deleted["rules"] = rule_rows.clear()
                 db.session.commit()
             flash("Deleted " + ", ".join(f"{n} {what}" for what, n in deleted.items()) + ".",
                   "success")
             return redirect(url_for("admin.settings"))
-    return render_template("admin/settings.html", form=form, magic_rows=magic.REFERENCE,
+    return render_template("admin/settings.html", form=form, magic_rows=magic_values.REFERENCE,
                            scale=runtime().clock.scale,
                            database=_database_label()), 400 if request.method == "POST" else 200
 
@@ -179,7 +180,7 @@ def _inert(value: Any) -> Any:
 
 def _rule_form() -> RuleForm:
     form = RuleForm()
-    form.connector.choices = choices([c.unique_name for c in connectors.all_connectors()], "any")
+    form.connector.choices = choices([c.unique_name for c in connector_rows.all_connectors()], "any")
     return form
 
 

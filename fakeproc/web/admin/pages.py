@@ -10,11 +10,11 @@ from typing import Any
 from flask import current_app, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from ... import connectors, rules
-from ...store import ledger
+from ...control import rules
+from ...store import connector_rows, ledger, rule_rows
 from ...errors import BadRequest, NotFound
-from ...runtime import runtime
-from ...schemas import ValidationError, describe
+from ..runtime import runtime
+from ...control.schemas import ValidationError, describe
 from . import bp
 from .forms import QuickArmForm, choices
 from .twilio_effect import Armed, effect
@@ -128,7 +128,7 @@ def _live_data() -> dict[str, Any]:
 
 
 def _armed_rules() -> list[dict[str, Any]]:
-    return [rule for rule in rules.page(100).items if rule["live"]]
+    return [rule for rule in rule_rows.page(100).items if rule["live"]]
 
 
 def _quick_arm_form(formdata: Any = None) -> QuickArmForm:
@@ -143,7 +143,7 @@ def _quick_arm_form(formdata: Any = None) -> QuickArmForm:
 def _effect(form: QuickArmForm) -> str:
     """The quick-arm choice in plain words: what the payment meets, what Twilio then does."""
     try:
-        timeout = connectors.get(form.connector.data or connectors.DEFAULT).timeout_seconds
+        timeout = connector_rows.get(form.connector.data or connector_rows.DEFAULT).timeout_seconds
     except NotFound:
         timeout = 10.0
     seconds = form.seconds.data if form.seconds.data is not None else form.seconds.default
@@ -155,7 +155,7 @@ def _effect(form: QuickArmForm) -> str:
 
 
 def _connector_names() -> list[str]:
-    return [c.unique_name for c in connectors.all_connectors()]
+    return [c.unique_name for c in connector_rows.all_connectors()]
 
 
 def _filters() -> ledger.Filters:
@@ -175,7 +175,7 @@ def _filters() -> ledger.Filters:
 def _budget_seconds(connector: str) -> float:
     """Twilio's wait for this connector's answers, in real seconds under the time scale."""
     try:
-        timeout = connectors.get(connector).timeout_seconds
+        timeout = connector_rows.get(connector).timeout_seconds
     except NotFound:  # deleted since
         timeout = 10.0
     return runtime().clock.scaled(timeout)

@@ -6,9 +6,8 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
-from .faults import NOTHING, Fault, Plan
+from .faults import MALFORMED_VARIANTS, NOTHING, Fault, Plan
 from .outcomes import APPROVED, Outcome
-from .schemas import MALFORMED_VARIANTS
 from .wire import InvalidRequest, PaymentRequest
 
 SCENARIO_PARAMETER = "fakeproc_scenario"

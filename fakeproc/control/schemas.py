@@ -8,7 +8,8 @@ from typing import Annotated, Literal, Union
 from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator,
                       model_validator)
 
-from .cards import BRANDS
+from ..processor.cards import BRANDS
+from ..processor.faults import MALFORMED_VARIANTS
 
 __all__ = ["ConnectorCreate", "ConnectorUpdate", "ResetRequest", "RuleCreate", "RuleUpdate",
            "ValidationError", "describe"]
@@ -61,8 +62,6 @@ class ResetRequest(_Strict):
 Parameters = dict[str, str]
 ErrorCode = Annotated[str, Field(pattern=r"^[a-z0-9_]{1,64}$")]
 Amount = Annotated[Decimal, Field(ge=0, le=1_000_000, strict=False, decimal_places=3)]
-MALFORMED_VARIANTS = ("not_json", "html", "empty", "missing_id", "null_id_no_error",
-                      "wrong_id_key", "truncated")
 
 
 class RuleMatch(_Strict):

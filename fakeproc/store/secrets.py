@@ -1,42 +1,20 @@
-"""Keyed fingerprints (for idempotency, never for lookup of card data) and credential checks."""
+"""Secrets a store makes for itself on first use and every process of it shares: the key of
+the card fingerprints and the key that signs admin sessions."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from .store.models import Setting, db
-from .wire import PaymentRequest
+from .models import Setting, db
 
 KEY_SETTING = "fingerprint_key"
 SESSION_KEY_SETTING = "session_key"
 
 
-class Fingerprinter:
-    """HMAC-SHA256 under the store's own key: equal numbers give equal fingerprints."""
-
-    def __init__(self, key: bytes):
-        self._key = key
-
-    def of(self, request: PaymentRequest) -> str:
-        return self.digest(f"{request.payment_method}:{request.number}")
-
-    def digest(self, text: str) -> str:
-        return hmac.new(self._key, text.encode(), hashlib.sha256).hexdigest()
-
-
-def same(given: str | None, expected: str | None) -> bool:
-    """Constant-time comparison of two secrets; None never matches."""
-    if given is None or expected is None:
-        return False
-    return hmac.compare_digest(given.encode(), expected.encode())
-
-
-def store_key() -> bytes:
+def fingerprint_key() -> bytes:
     """The store's fingerprint key, made once per database so every process shares it."""
     return bytes.fromhex(_stored_secret(KEY_SETTING))
 

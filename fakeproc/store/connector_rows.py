@@ -1,4 +1,5 @@
-"""Connectors: the Twilio Pay Connector instances fakeproc stands behind, and their settings."""
+"""The connectors table: the Twilio Pay Connector instances fakeproc stands behind, their
+settings as one request sees them, and each process's cached copy of them."""
 
 from __future__ import annotations
 
@@ -10,12 +11,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from .store import attempt_connection, config_version
-from .errors import Conflict, NotFound
-from .store.models import Connector, db
-from .store.paging import Page, keyset_page
-from .schemas import ConnectorCreate, ConnectorUpdate
-from .security import Fingerprinter, same
+from ..errors import Conflict, NotFound
+from . import attempt_connection, config_version
+from .models import Connector, db
+from .paging import Page, keyset_page
 
 DEFAULT = "Default"
 
@@ -75,18 +74,6 @@ class Directory:
         return self._connectors
 
 
-def authenticate(connector: ConnectorSettings, username: str | None, password: str | None,
-                 fingerprints: Fingerprinter) -> bool:
-    """A connector with a password wants that username and password; one without takes all."""
-    if connector.password_digest is None:
-        return True
-    if username is None or password is None:
-        return False
-    user_ok = same(username, connector.username or "")
-    password_ok = same(fingerprints.digest("password:" + password), connector.password_digest)
-    return user_ok and password_ok
-
-
 def all_connectors() -> list[ConnectorSettings]:
     rows = db.session.execute(select(Connector).order_by(Connector.id)).scalars()
     return [_settings(row) for row in rows]
@@ -102,24 +89,24 @@ def get(unique_name: str) -> ConnectorSettings:
     return _settings(_row(unique_name))
 
 
-def create(data: ConnectorCreate, fingerprints: Fingerprinter) -> ConnectorSettings:
+def insert(unique_name: str, fields: dict[str, Any]) -> ConnectorSettings:
+    """A new connector with `fields` (columns of the table); Conflict if the name is taken."""
     now = datetime.now(timezone.utc)
-    row = Connector(unique_name=data.unique_name, created_at=now, updated_at=now)
-    _apply(row, data.model_dump(exclude={"unique_name"}), fingerprints)
+    row = Connector(unique_name=unique_name, created_at=now, updated_at=now)
+    _apply(row, fields)
     config_version.bump()
     db.session.add(row)
     try:
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
-        raise Conflict(f"connector {data.unique_name} already exists") from None
+        raise Conflict(f"connector {unique_name} already exists") from None
     return _settings(row)
 
 
-def update(unique_name: str, data: ConnectorUpdate,
-           fingerprints: Fingerprinter) -> ConnectorSettings:
+def change(unique_name: str, fields: dict[str, Any]) -> ConnectorSettings:
     row = _row(unique_name)
-    _apply(row, data.model_dump(exclude_unset=True), fingerprints)
+    _apply(row, fields)
     row.updated_at = datetime.now(timezone.utc)
     config_version.bump()
     db.session.commit()
@@ -134,28 +121,14 @@ def delete(unique_name: str) -> None:
     db.session.commit()
 
 
-def ensure_default(username: str | None, password: str | None,
-                   fingerprints: Fingerprinter) -> None:
-    """Create Default on first start; credentials given at start-up replace stored ones."""
-    if db.session.execute(select(Connector.id).where(Connector.unique_name == DEFAULT)).scalar():
-        given = {k: v for k, v in (("username", username), ("password", password)) if v is not None}
-        if given:
-            update(DEFAULT, ConnectorUpdate(**given), fingerprints)
-        db.session.commit()
-        return
-    try:
-        create(ConnectorCreate(unique_name=DEFAULT, username=username, password=password),
-               fingerprints)
-    except Conflict:  # another process created it at the same moment
-        pass
+def exists(unique_name: str) -> bool:
+    return db.session.execute(select(Connector.id).where(
+        Connector.unique_name == unique_name)).scalar() is not None
 
 
-def _apply(row: Connector, fields: dict[str, Any], fingerprints: Fingerprinter) -> None:
-    if "password" in fields:
-        password = fields.pop("password")
-        row.password_digest = fingerprints.digest("password:" + password) if password else None
+def _apply(row: Connector, fields: dict[str, Any]) -> None:
     for name, value in fields.items():
-        if value is not None or name == "username":
+        if value is not None or name in ("username", "password_digest"):
             setattr(row, name, value)
 
 

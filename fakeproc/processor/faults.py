@@ -12,6 +12,9 @@ from typing import Any
 from .outcomes import APPROVED, Outcome
 
 CONNECTION_FAULTS = ("hang", "drop")
+# How an answer can be broken (a `malformed` rule, the 4300 amounts, a scenario step).
+MALFORMED_VARIANTS = ("not_json", "html", "empty", "missing_id", "null_id_no_error",
+                      "wrong_id_key", "truncated")
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,6 @@
-"""The per-app services the surfaces share: clock, id factory, waiters, the processor."""
+"""The per-app services every surface shares: clock, id factory, waiters, the cached
+connectors and rules, the fingerprints, the processor. Built by `create_app`; the web reaches
+it through `fakeproc.web.runtime.runtime()`."""
 
 from __future__ import annotations
 
@@ -6,15 +8,14 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from flask import current_app
-
-from .connectors import Directory
+from ..store.connector_rows import Directory
 from .ids import IdFactory
-from .inflight import Waiters
-from .processor import Processor
-from .rules import RuleBook
-from .security import Fingerprinter, store_key
-from .timing import Clock
+from .in_flight import Waiters
+from .engine import Processor
+from .rule_matching import RuleBook
+from ..store.secrets import fingerprint_key
+from .fingerprints import Fingerprinter
+from .clock import Clock
 
 
 class Runtime:
@@ -38,7 +39,7 @@ class Runtime:
         if self._fingerprints is None:
             with self._lock:
                 if self._fingerprints is None:
-                    self._fingerprints = Fingerprinter(store_key())
+                    self._fingerprints = Fingerprinter(fingerprint_key())
         return self._fingerprints
 
     @property
@@ -47,7 +48,3 @@ class Runtime:
             self._processor = Processor(self.clock, self.ids, self.fingerprints, self.waiters,
                                         self.rulebook, self._poll_max)
         return self._processor
-
-
-def runtime() -> Runtime:
-    return current_app.extensions["fakeproc"]

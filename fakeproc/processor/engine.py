@@ -15,18 +15,18 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from . import delivery as deliveries
-from . import magic, rules
-from .store import transactions, attempt_connection
-from .connectors import ConnectorSettings
+from ..store import attempt_connection, rule_rows, transactions
+from . import magic_values, rule_matching
+from ..store.connector_rows import ConnectorSettings
 from .delivery import Delivery
 from .faults import Plan
 from .ids import IdFactory
-from .inflight import Waiters
+from .in_flight import Waiters
 from .outcomes import Outcome, screen
-from .rules import Facts, RuleBook
-from .security import Fingerprinter
-from .store.transactions import Registered, Settlement, Stored
-from .timing import Clock
+from .rule_matching import Facts, RuleBook
+from .fingerprints import Fingerprinter
+from ..store.transactions import Registered, Settlement, Stored
+from .clock import Clock
 from .wire import PaymentRequest, answer
 
 log = logging.getLogger("fakeproc")
@@ -122,8 +122,8 @@ class Processor:
         facts = Facts(connector.unique_name, request, self.fingerprints.of(request)
                       if request.is_card else None,
                       self.fingerprints.digest("cvv:" + request.cvv) if request.cvv else None,
-                      number, rules.fired_in([earlier.fired_before]) if earlier else frozenset())
-        by_magic = magic.plan(request, number) if connector.magic_values else Plan()
+                      number, rule_matching.fired_in([earlier.fired_before]) if earlier else frozenset())
+        by_magic = magic_values.plan(request, number) if connector.magic_values else Plan()
         plan = self.rulebook.delivery(facts, skip).merged(by_magic.without_outcome())
         if not (deciding and plan.decides):
             return plan.without_outcome()
@@ -161,14 +161,14 @@ class Processor:
         deciding = attempt.role in ("original", "reprocess", "bystander")
         while True:
             fresh = [rule_id for rule_id in plan.counted if rule_id not in taken]
-            used_up = [rule_id for rule_id in fresh if not rules.consume(rule_id)]
+            used_up = [rule_id for rule_id in fresh if not rule_rows.consume(rule_id)]
             taken.update(set(fresh) - set(used_up))
             if not used_up:
                 break
             skip += tuple(used_up)
             plan = self._plan(attempt.request, attempt.connector, attempt.registered.number,
                               deciding, skip, earlier=attempt.registered)
-        rules.count_firing(set(plan.rules) - taken)
+        rule_rows.count_firing(set(plan.rules) - taken)
         if attempt.role == "original" and not plan.decides:
             # The plan that claimed the decision lost its rule to a racing request.
             transactions.unclaim(attempt.registered.transaction_pk)

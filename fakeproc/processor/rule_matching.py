@@ -1,4 +1,4 @@
-"""Rules: stored faults with a match, an action and a lifetime, shared by every process.
+"""Rule matching: which stored rules fire on an attempt, and what they make of it.
 
 A rule's `remaining` counts transactions (payments), whatever its kind. Once a rule has fired
 on a transaction it keeps applying to that transaction's later attempts while its match holds,
@@ -6,8 +6,8 @@ without being counted or drawn again, even when used up: "the next payment hangs
 Twilio's retries of that payment too. Disabling or deleting the rule stops it.
 
 Each process keeps the enabled rules in memory, reloaded only when the store's configuration
-version moves, so a request never scans the rules table. Counting is done in the database with
-one conditional UPDATE, so "the next 3" means 3 across every process.
+version moves, so a request never scans the rules table; the counting is the store's
+(`store.rule_rows`), so "the next 3" means 3 across every process.
 """
 
 from __future__ import annotations
@@ -18,20 +18,11 @@ import re
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select, update
-
-from .store import attempt_connection, config_version
-from .errors import NotFound
-from .faults import NOTHING, Plan, outcome_from, plan_from_action
-from .store.models import Rule, db
-from .store.paging import Page, keyset_page
-from .store.fast_sql import RawStatement
-from .schemas import RuleCreate, RuleMatch, RuleUpdate
-from .security import Fingerprinter
+from ..store import config_version, rule_rows
+from .faults import NOTHING, Plan, plan_from_action
 from .wire import PaymentRequest
 
 OUTCOME_TYPES = ("approve", "decline")
@@ -140,12 +131,9 @@ class RuleBook:
     def live(self) -> tuple[LiveRule, ...]:
         version = config_version.current()
         if version != self._version:
-            rows = attempt_connection.connection().execute(
-                select(Rule.id, Rule.match, Rule.action, Rule.remaining, Rule.probability)
-                .where(Rule.enabled.is_(True)).order_by(Rule.priority, Rule.id))
             rules = tuple(LiveRule(r.id, r.match or {}, r.action, r.remaining is not None,
                                    r.remaining is not None and r.remaining <= 0, r.probability)
-                          for r in rows)
+                          for r in rule_rows.enabled_rows())
             with self._lock:
                 self._rules, self._version = rules, version
         return self._rules
@@ -180,121 +168,3 @@ class RuleBook:
         if self._salt is None:
             self._salt = self._salt_source() if self._salt_source else str(random.random())
         return self._salt
-
-
-_RULES = Rule.__table__
-# Built once: the charge path runs these on every firing of a rule.
-_CONSUME = RawStatement(
-    update(_RULES).where(_RULES.c.id == bindparam("rule_id"), _RULES.c.enabled.is_(True),
-                         _RULES.c.remaining > 0)
-    .values(remaining=_RULES.c.remaining - 1, fired=_RULES.c.fired + 1)
-    .returning(_RULES.c.remaining), ("rule_id",))
-_COUNT = RawStatement(update(_RULES).where(_RULES.c.id == bindparam("rule_id"))
-                      .values(fired=_RULES.c.fired + 1), ("rule_id",))
-
-
-def consume(rule_id: int) -> bool:
-    """Use one of a counted rule's remaining firings; False when another request took the last."""
-    row = _CONSUME.execute(attempt_connection.writer(), {"rule_id": rule_id}).fetchone()
-    if row is None:
-        return False
-    if row[0] == 0:
-        config_version.bump()
-    return True
-
-
-def count_firing(rule_ids: Iterable[int]) -> None:
-    """Count the transactions that rules without a `remaining` limit fired on."""
-    for rule_id in sorted(rule_ids):
-        _COUNT.execute(attempt_connection.writer(), {"rule_id": rule_id})
-
-
-# -- the control API's side ------------------------------------------------------------------
-
-
-def create(data: RuleCreate, fingerprints: Fingerprinter) -> dict[str, Any]:
-    now = datetime.now(timezone.utc)
-    row = Rule(match=_stored_match(data.match, fingerprints),
-               action=data.action.model_dump(mode="json", exclude_none=True),
-               remaining=data.remaining, probability=data.probability, enabled=data.enabled,
-               priority=data.priority, note=data.note, fired=0, created_at=now,
-               updated_at=now)
-    db.session.add(row)
-    config_version.bump()
-    db.session.commit()
-    return rule_json(row)
-
-
-def update_rule(rule_id: int, data: RuleUpdate, fingerprints: Fingerprinter) -> dict[str, Any]:
-    row = _row(rule_id)
-    changes = data.model_dump(exclude_unset=True)
-    if data.match is not None:
-        row.match = _stored_match(data.match, fingerprints)
-    if data.action is not None:
-        row.action = data.action.model_dump(mode="json", exclude_none=True)
-    for name in ("remaining", "probability", "enabled", "priority", "note"):
-        if name in changes and (changes[name] is not None or name in ("remaining", "note")):
-            setattr(row, name, changes[name])
-    row.updated_at = datetime.now(timezone.utc)
-    config_version.bump()
-    db.session.commit()
-    return rule_json(row)
-
-
-def get(rule_id: int) -> dict[str, Any]:
-    return rule_json(_row(rule_id))
-
-
-def page(limit: int = 50, cursor: str | None = None) -> Page:
-    rows, next_cursor = keyset_page(select(Rule), Rule.id, limit, cursor)
-    return Page([rule_json(row) for row in rows], next_cursor)
-
-
-def remove(rule_id: int) -> None:
-    db.session.delete(_row(rule_id))
-    config_version.bump()
-    db.session.commit()
-
-
-def clear() -> int:
-    count = db.session.execute(delete(Rule)).rowcount
-    config_version.bump()
-    return count
-
-
-def rule_json(row: Rule) -> dict[str, Any]:
-    match = dict(row.match or {})
-    if match.pop("card_fingerprint", None):
-        match["card_number"] = "*" * 12 + match.pop("card_last4", "")
-    if match.pop("cvv_fingerprint", None):
-        match["cvv"] = "***"
-    live = row.enabled and (row.remaining is None or row.remaining > 0)
-    return {"id": row.id, "match": match, "action": row.action, "remaining": row.remaining,
-            "probability": row.probability, "enabled": row.enabled, "priority": row.priority,
-            "note": row.note, "fired": row.fired, "live": live,
-            "created_at": row.created_at.isoformat().replace("+00:00", "Z"),
-            "updated_at": row.updated_at.isoformat().replace("+00:00", "Z")}
-
-
-def _stored_match(match: RuleMatch, fingerprints: Fingerprinter) -> dict[str, Any]:
-    """The match as stored: card numbers and CVVs become fingerprints (and a last 4)."""
-    stored = match.model_dump(mode="json", exclude_none=True)
-    number = stored.pop("card_number", None)
-    if number is not None:
-        stored["card_fingerprint"] = fingerprints.digest(f"credit-card:{number}")
-        stored["card_last4"] = number[-4:]
-    cvv = stored.pop("cvv", None)
-    if cvv is not None:
-        stored["cvv_fingerprint"] = fingerprints.digest(f"cvv:{cvv}")
-    return stored
-
-
-def _row(rule_id: int) -> Rule:
-    row = db.session.get(Rule, rule_id)
-    if row is None:
-        raise NotFound(f"no rule {rule_id}")
-    return row
-
-
-__all__ = ["Facts", "RuleBook", "consume", "count_firing", "create", "fired_in", "get",
-           "label", "outcome_from", "page", "remove", "rule_json", "update_rule"]
