@@ -18,7 +18,7 @@ from urllib.parse import quote, urlencode, urlsplit
 from sqlalchemy.engine import make_url
 
 from .processor.magic_values import DECLINE_AMOUNTS
-from .payloads import Payloads
+from .testing.payloads import Payloads
 
 EMBEDDED_TIME_SCALE = 0.01  # 10 s connector timeout → 100 ms: well above a charge's latency
 TWILIO_RETRIES = 5  # Twilio retries a request that timed out up to 5 times, same transaction_id
@@ -210,7 +210,7 @@ def embedded_server(config: dict[str, Any]) -> Iterator[tuple[str, str]]:
     """The app served on a free loopback port by a threaded server in this process; yields
     its URL and the store it writes to (password hidden)."""
     from . import create_app
-    from .live import ThreadedServer
+    from .testing.live_server import ThreadedServer
     from .store.models import db
 
     app = create_app(config)

@@ -27,7 +27,7 @@ from flask import Flask, Response, request
 from fakeproc.processor import magic_values
 from fakeproc.cli import main
 from fakeproc.connector import Attempt, BankAccount, Card, Connector, masked
-from fakeproc.pay_action import mask_card
+from fakeproc.twilio.action_fields import mask_card
 
 VISA = "4111111111111111"
 LIVE_VISA = "4242424242424242"  # Luhn-valid, not a TEST-mode card

@@ -26,7 +26,7 @@ from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
 from fakeproc.processor import cards
-from fakeproc.payloads import Payloads
+from fakeproc.testing.payloads import Payloads
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ from conftest import TEST_SCALE, LiveServer
 from click.testing import CliRunner
 
 from fakeproc.cli import main
-from fakeproc.connector import Card, Connector, Payment
+from fakeproc.twilio import Card, Connector, Payment
 from fakeproc.testing import Controller
 
 CARD = Card("4111111111111111", 8, 2035, cvv="123", postal_code="94111")

@@ -21,7 +21,7 @@ from ..config import DEFAULT_TIMEOUT_SECONDS
 from . import check_environment, database_url_option
 
 if TYPE_CHECKING:
-    from ..connector import Payment
+    from ..twilio import Payment
 
 
 def _scale(_ctx: Any, _param: Any, value: float | None) -> float | None:
@@ -143,7 +143,7 @@ def pay(url: str, card_number: str | None, expiry: str | None, cvv: str | None,
     retry as Twilio does, and print what the <Pay> action URL would receive.
 
     Exits 0 when Result is success (and the action URL, if given, answered 2xx), else 1."""
-    from ..connector import BankAccount, Card, Connector
+    from ..twilio import BankAccount, Card, Connector
 
     if tokenize == (amount is not None):
         raise click.UsageError("give --amount for a charge, or --tokenize without one")
@@ -190,8 +190,8 @@ def check(url: str, username: str | None, password: str | None, time_scale: floa
 
     Each check is printed as it ends; against an endpoint that answers nothing the run ends
     after the first check's timeout."""
-    from ..conformance import Checker, render_check
-    from ..connector import Connector
+    from ..twilio.conformance import Checker, render_check
+    from ..twilio import Connector
 
     _check_url(url)
     scale = _agreed_scale(url, time_scale)
@@ -216,7 +216,7 @@ def _check_url(url: str) -> None:
 def _agreed_scale(url: str, given: float | None) -> float:
     """The time scale to run Twilio's side at: the one given, else the server's own; a
     fakeproc at another scale than the one given is warned about."""
-    from ..connector import served_time_scale
+    from ..twilio import served_time_scale
     from . import warn
 
     # A silent endpoint costs this wait; when the scale is given, no more than one timeout.

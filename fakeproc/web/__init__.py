@@ -10,16 +10,16 @@ from flask_wtf.csrf import CSRFProtect
 
 
 def register(app: Flask) -> None:
-    from . import admin, api, errors, processor
+    from . import admin, api, errors, endpoint
 
-    app.register_blueprint(processor.bp)
+    app.register_blueprint(endpoint.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(admin.bp)
     errors.register(app)
     app.session_interface = PanelSessions()
     csrf = CSRFProtect(app)
     # Twilio and API clients authenticate every call; only the panel's forms use cookies.
-    csrf.exempt(processor.bp)
+    csrf.exempt(endpoint.bp)
     csrf.exempt(api.bp)
 
 

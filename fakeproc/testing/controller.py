@@ -9,7 +9,7 @@ import threading
 import time
 from typing import Any
 
-from .store.connector_rows import DEFAULT
+from ..store.connector_rows import DEFAULT
 
 
 class FakeprocError(Exception):

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from .connector import Attempt, BankAccount, Card, Connector
+from .gpc_client import Attempt, Connector
+from .payment_details import BankAccount, Card
 
 PASS, FAIL, SKIP = "pass", "fail", "skip"
 DUPLICATES = 10

@@ -9,8 +9,8 @@ from typing import Any
 
 from faker import Faker
 
-from .processor.cards import TEST_BANK_ACCOUNTS, TEST_CARDS, card_brand
-from .processor.magic_values import SCENARIO_PARAMETER
+from ..processor.cards import TEST_BANK_ACCOUNTS, TEST_CARDS, card_brand
+from ..processor.magic_values import SCENARIO_PARAMETER
 
 _ITEMS = ("pizza", "large coffee", "concert ticket", "bouquet of tulips", "pair of sneakers",
           "phone case", "museum pass", "bag of dog food", "yoga class", "car wash")

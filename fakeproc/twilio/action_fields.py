@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 from urllib.parse import urlencode, urlsplit
 
-from .processor.cards import card_brand, mask
+from ..processor import card_brand, mask
 
 SUCCESS = "success"
 CONNECTOR_ERROR = "payment-connector-error"

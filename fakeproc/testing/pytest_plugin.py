@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from .testing import Controller, ServerErrors
+from .controller import Controller, ServerErrors
 
 _INI = {
     "fakeproc_host": ("127.0.0.1", "address of the fakeproc_server fixture"),
@@ -106,8 +106,8 @@ def fakeproc_app(fakeproc_database_url: str, fakeproc_username: str | None,
                  fakeproc_password: str | None, fakeproc_time_scale: float,
                  fakeproc_config: dict[str, Any]) -> Iterator[Any]:
     """The fakeproc Flask app of this test session (one store, reset before each test)."""
-    from . import create_app
-    from .store.models import db
+    from .. import create_app
+    from ..store.models import db
 
     app = create_app({"DATABASE_URL": fakeproc_database_url, "USERNAME": fakeproc_username,
                       "PASSWORD": fakeproc_password, "TIME_SCALE": fakeproc_time_scale,
@@ -155,7 +155,7 @@ class FakeprocServer:
 @pytest.fixture(scope="session")
 def _fakeproc_listening(fakeproc_app: Any, fakeproc_host: str,
                         fakeproc_port: int) -> Iterator[Any]:
-    from .live import ThreadedServer
+    from .live_server import ThreadedServer
 
     with ThreadedServer(fakeproc_app, fakeproc_host, fakeproc_port) as server:
         yield server
