@@ -13,7 +13,7 @@ from referencing.jsonschema import DRAFT4
 
 from conftest import ach_payload, card_payload
 from fakeproc.config import package_version
-from fakeproc.openapi import build_spec
+from fakeproc.web.openapi import build_spec
 
 SPEC_URI = "urn:fakeproc:openapi"
 

@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, settings
 
 from fakeproc import create_app
 from fakeproc.store.models import db
-from fakeproc.openapi import build_spec
+from fakeproc.web.openapi import build_spec
 
 TOKEN = "st-admin-token"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}

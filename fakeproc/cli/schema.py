@@ -13,7 +13,8 @@ from sqlalchemy.engine import make_url
 from . import check_environment, database_url_option
 
 _DATABASE = click.option("--database-url", envvar="FAKEPROC_DATABASE_URL",
-                         callback=database_url_option, help="SQLAlchemy URL or SQLite file path; default: ./fakeproc.db.")
+                         callback=database_url_option,
+                         help="SQLAlchemy URL or SQLite file path; default: ./fakeproc.db.")
 
 
 @click.group()

@@ -57,9 +57,10 @@ class Processor(Planning, Deciding, Reprocessing, Waiting, Recording):
         claim_until = self._deadline(received_at, first) if quick is None and first.decides \
             else None
         if first.holds:
-            attempt_connection.be_patient()  # it will be held for seconds: prompt requests may write first
-        registered = transactions.register(self._transaction_values(request, connector, received_at),
-                                    quick, claim_until)
+            # It will be held for seconds: prompt requests may write first.
+            attempt_connection.be_patient()
+        registered = transactions.register(
+            self._transaction_values(request, connector, received_at), quick, claim_until)
         if registered.number > 1:
             # Attempts a crashed process left open end here: a retry is when Twilio cares.
             transactions.interrupt_abandoned(registered.transaction_pk, received_at)

@@ -40,7 +40,8 @@ class Planning:
         facts = Facts(connector.unique_name, request, self.fingerprints.of(request)
                       if request.is_card else None,
                       self.fingerprints.digest("cvv:" + request.cvv) if request.cvv else None,
-                      number, rule_matching.fired_in([earlier.fired_before]) if earlier else frozenset())
+                      number,
+                      rule_matching.fired_in([earlier.fired_before]) if earlier else frozenset())
         by_magic = magic_values.plan(request, number) if connector.magic_values else Plan()
         plan = self.rulebook.delivery(facts, skip).merged(by_magic.without_outcome())
         if not (deciding and plan.decides):

@@ -13,9 +13,10 @@ from ..store import connector_rows, ledger, rule_rows
 from ..store.models import db
 from ..errors import BadRequest
 from ..config import DEFAULT_TIMEOUT_SECONDS, package_version
-from ..openapi import build_spec
+from .openapi import build_spec
 from .runtime import runtime
-from ..control.schemas import (ConnectorCreate, ConnectorUpdate, ResetRequest, RuleCreate, RuleUpdate)
+from ..control.schemas import (ConnectorCreate, ConnectorUpdate, ResetRequest, RuleCreate,
+                               RuleUpdate)
 from ..processor.fingerprints import same
 from .errors import api_error, refuse_unstorable
 

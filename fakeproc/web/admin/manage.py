@@ -180,7 +180,8 @@ def _inert(value: Any) -> Any:
 
 def _rule_form() -> RuleForm:
     form = RuleForm()
-    form.connector.choices = choices([c.unique_name for c in connector_rows.all_connectors()], "any")
+    names = [connector.unique_name for connector in connector_rows.all_connectors()]
+    form.connector.choices = choices(names, "any")
     return form
 
 
