@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from flask import flash, redirect, render_template, request, stream_with_context, url_for
@@ -14,6 +14,7 @@ from werkzeug.wrappers import Response
 from ...control import connectors, rules
 from ...processor import magic_values
 from ...store import connector_rows, ledger, rule_rows
+from ...store.connector_rows import ConnectorSettings
 from ...store.models import db
 from ..runtime import runtime
 from ...control.schemas import RuleUpdate, ValidationError, describe
@@ -84,14 +85,10 @@ def delete_rule(rule_id: int) -> Response:
 @bp.route("/connectors", methods=["GET", "POST"])
 def connectors_page() -> str | tuple[str, int] | Response:
     form = ConnectorForm()
-    if form.validate_on_submit():
-        try:
-            created = connectors.create(form.to_create(), runtime().fingerprints)
-        except ValidationError as error:
-            flash(f"The connector was not saved: {describe(error)}", "error")
-        else:
-            flash(f"Connector {created.unique_name} created.", "success")
-            return redirect(url_for("admin.connectors_page"))
+    saved = _save_connector(form, lambda: connectors.create(form.to_create(),
+                                                            runtime().fingerprints), "created")
+    if saved is not None:
+        return saved
     return render_template("admin/connectors.html", form=form,
                            connectors=connector_rows.all_connectors(), button=ConfirmForm(),
                            scale=runtime().clock.scale), 400 if request.method == "POST" else 200
@@ -101,16 +98,27 @@ def connectors_page() -> str | tuple[str, int] | Response:
 def connector_page(unique_name: str) -> str | tuple[str, int] | Response:
     current = connector_rows.get(unique_name)
     form = ConnectorForm(obj=current if request.method == "GET" else None)
-    if form.validate_on_submit():
-        try:
-            connectors.update(unique_name, form.to_update(), runtime().fingerprints)
-        except ValidationError as error:
-            flash(f"The connector was not saved: {describe(error)}", "error")
-        else:
-            flash(f"Connector {unique_name} saved.", "success")
-            return redirect(url_for("admin.connectors_page"))
+    saved = _save_connector(form, lambda: connectors.update(unique_name, form.to_update(),
+                                                            runtime().fingerprints), "saved")
+    if saved is not None:
+        return saved
     return render_template("admin/connector.html", form=form, connector=current,
                            button=ConfirmForm()), 400 if request.method == "POST" else 200
+
+
+def _save_connector(form: ConnectorForm, save: Callable[[], ConnectorSettings],
+                    done: str) -> Response | None:
+    """A posted connector form, saved: the redirect to the list, or None to show the form
+    again (not posted, invalid, or refused with a flashed reason)."""
+    if not form.validate_on_submit():
+        return None
+    try:
+        saved = save()
+    except ValidationError as error:
+        flash(f"The connector was not saved: {describe(error)}", "error")
+        return None
+    flash(f"Connector {saved.unique_name} {done}.", "success")
+    return redirect(url_for("admin.connectors_page"))
 
 
 @bp.post("/connectors/<unique_name>/delete")

@@ -3,7 +3,6 @@ endpoint as Twilio sends it (timeouts, retries), so the store holds what real tr
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import http.client
 import json
@@ -11,147 +10,62 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 from sqlalchemy.engine import make_url
 
-from .processor.magic_values import DECLINE_AMOUNTS
-from .testing.payloads import Payloads
+from ..twilio import Connector
+from .stories import Journey, Shop
+
+__all__ = ["DemoError", "Journey", "Shop", "Twilio", "run"]
 
 EMBEDDED_TIME_SCALE = 0.01  # 10 s connector timeout → 100 ms: well above a charge's latency
 TWILIO_RETRIES = 5  # Twilio retries a request that timed out up to 5 times, same transaction_id
-SLOW_RULE_SECONDS = 75.0  # longer than Twilio's six tries: every attempt answered late
 # Configured seconds the longest held story lasts: a 65 s hang after Twilio's last retry at 50 s.
 LONGEST_HOLD = 120.0
 MAX_HOLDING_SECONDS = 5.0  # real seconds beyond which held stories are left out of the mix
 # Many calls pay at once; six at a time keep answers far inside a 100 ms timeout on 2 cores.
 SENDERS = 6
 
-_CODES = ("card_declined", "insufficient_funds", "do_not_honor", "call_issuer")
-# story: (share of the mix, holds connections for many seconds, variants). A variant is what the
-# request differs by; '#' in an amount is a random digit.
-STORIES: dict[str, tuple[int, bool, tuple[dict[str, Any], ...]]] = {
-    "approved": (44, False, ({},)),
-    "approved_ach": (8, False, ({"ach": True},)),
-    "tokenize": (8, False, ({"method": "tokenize"},)),
-    "tokenize_ach": (2, False, ({"method": "tokenize", "ach": True},)),
-    # The answer was lost on its way back: Twilio sends the same request again.
-    "replayed": (7, False, ({"replays": 1}, {"replays": 1}, {"replays": 2})),
-    "declined_amount": (8, False, tuple({"amount": f"{code}.##"}
-                                        for code in (*DECLINE_AMOUNTS, 3000))),
-    "declined_field": (4, False, ({"cvv": "000"}, {"postal_code": "00000"})),
-    "declined_check": (5, False, ({"expired": True}, {"live_card": True},
-                                  {"ach": True, "bad_routing": True},
-                                  {"ach": True, "live_account": True})),
-    "declined_scenario": (3, False, tuple({"scenario": f"decline:{c}"} for c in _CODES)),
-    # Answered after Twilio's timeout: the retry waits for the answer and gets it.
-    "late_then_retried": (4, True, ({"amount": "4012.##"}, {"amount": "4014.##"},
-                                    {"scenario": "delay:11"}, {"scenario": "delay:13"})),
-    "late_decline": (2, True, tuple({"scenario": f"delay:12;decline:{c}"} for c in _CODES)),
-    # Orphans: charged, yet Twilio never reads the charge id.
-    "orphan_hang": (1, True, ({"amount": "4101.00"}, {"scenario": "hang_charge"})),
-    "orphan_drop": (1, False, ({"amount": "4301.00"}, {"scenario": "drop"})),
-    "orphan_broken": (1, False, tuple({"scenario": f"malformed:{variant}"}
-                                      for variant in ("not_json", "html", "missing_id"))),
-    # Nothing charged, nothing decided.
-    "failed_http": (1, False, ({"amount": "4503.00"}, {"amount": "4429.00"},
-                               {"scenario": "http:502"})),
-    "failed_hang": (1, True, ({"amount": "4100.00"}, {"scenario": "hang"})),
-}
+
 class DemoError(Exception):
     """The demo cannot run as asked (server unreachable, credentials missing, …)."""
 
 
-@dataclass
-class Journey:
-    """One transaction as Twilio lives it: a body, sent until answered, maybe replayed."""
-
-    story: str
-    body: dict[str, Any]
-    replays: int = 0
-    rule: dict[str, Any] | None = None
-    sent: int = 0
-
-    @property
-    def holds(self) -> bool:
-        return self.rule is not None or STORIES[self.story][1]
-
-
-class Shop(Payloads):
-    """Faker-made customers, orders and payment details; one seed, the same traffic.
-    Transaction ids are new each run, so a second run adds traffic instead of replaying."""
-
-    def __init__(self, seed: int | None = None):
-        super().__init__(seed, fresh_ids=True)
-
-    def journeys(self, count: int, holds: bool) -> list[Journey]:
-        """`count` journeys: every story once (as far as `count` allows), the rest by share;
-        `holds=False` leaves out the stories that hold a connection."""
-        stories = [name for name, (_, held, _) in STORIES.items() if holds or not held]
-        self.rng.shuffle(stories)
-        picked = ["rule", *stories[:count - 1]]
-        picked += self.rng.choices(stories, [STORIES[s][0] for s in stories],
-                                   k=max(count - len(picked), 0))
-        self.rng.shuffle(picked)
-        return [self.journey(story, holds) for story in picked]
-
-    def journey(self, story: str, holds: bool = True) -> Journey:
-        """One journey of `story`; "rule" is a charge that a control API rule slows down."""
-        if story == "rule":
-            body = self.body()
-            return Journey(story, body, rule=_slow_rule(body["transaction_id"], holds))
-        variant = dict(self.rng.choice(STORIES[story][2]))
-        replays = variant.pop("replays", 0)
-        if "amount" in variant:
-            variant["amount"] = self.fake.numerify(variant["amount"])
-        return Journey(story, self.body(**variant), replays)
-
-def _slow_rule(transaction_id: str, holds: bool) -> dict[str, Any]:
-    """A rule for one transaction: a 75 s first attempt (Twilio gives up after five retries),
-    or, when long holds are left out, every connection dropped after the charge."""
-    match = {"transaction_id": transaction_id}
-    if holds:
-        return {"match": {**match, "attempt": 1}, "remaining": 1,
-                "action": {"type": "delay", "seconds": SLOW_RULE_SECONDS}}
-    return {"match": match, "action": {"type": "drop", "charge": True}, "remaining": 1}
-
-
 class Twilio:
-    """Twilio's side of the wire: posts, gives up after the connector timeout, retries."""
+    """Twilio's side of the wire (the connector client: its timeout, its retries) and the
+    control API of the fakeproc receiving the traffic."""
 
     def __init__(self, url: str, username: str | None = None, password: str | None = None,
                  admin_token: str | None = None):
         self.parts = urlsplit(url)
         if self.parts.scheme not in ("http", "https") or not self.parts.hostname:
             raise DemoError(f"{url} is not an http:// or https:// URL")
-        self.url, self.username, self.has_password = url, username, bool(password)
-        self.timeout = 10.0  # the connector's timeout, scaled; set once the connector is known
-        self.pay_headers = {"Content-Type": "application/json", "User-Agent": "fakeproc-demo"}
-        if username or password:
-            pair = f"{username or ''}:{password or ''}".encode()
-            self.pay_headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+        self.url, self.username, self.password = url, username, password
+        self.has_password = bool(password)
+        self.connector = self.with_timeout(10.0)
         self.api_headers = {"Content-Type": "application/json"}
         if admin_token:
             self.api_headers["Authorization"] = f"Bearer {admin_token}"
 
+    def with_timeout(self, seconds: float) -> Connector:
+        """The connector client, giving each attempt `seconds` (real, already scaled)."""
+        connector = Connector(self.url, self.username, self.password, timeout=seconds,
+                              retries=TWILIO_RETRIES)
+        connector.headers["User-Agent"] = "fakeproc-demo"
+        return connector
+
     def pay(self, journey: Journey) -> None:
         """Send until answered (at most 1 + 5 attempts), then any replays."""
-        for _ in range(1 + TWILIO_RETRIES):
-            if self._attempt(journey) is not None:
-                break
-        for _ in range(journey.replays):
-            self._attempt(journey)
-
-    def _attempt(self, journey: Journey) -> tuple[int, bytes] | None:
-        journey.sent += 1
-        answered = self._exchange("POST", "/", json.dumps(journey.body).encode(),
-                                  self.pay_headers, self.timeout)
-        if answered is not None and answered[0] == 401:
+        payment = self.connector.pay(journey.body)
+        journey.sent += len(payment.attempts)
+        if payment.attempts[-1].status == 401:
             raise DemoError("the processor endpoint answered 401: give the connector's "
                             "--username and --password")
-        return answered
+        for _ in range(journey.replays):
+            journey.sent += 1
+            self.connector.send(journey.body)
 
     def api(self, method: str, path: str, body: Any = None) -> Any:
         """A control API call; its JSON answer, or DemoError naming the refusal."""
@@ -209,9 +123,9 @@ def run(count: int = 120, seed: int | None = None, url: str | None = None,
 def embedded_server(config: dict[str, Any]) -> Iterator[tuple[str, str]]:
     """The app served on a free loopback port by a threaded server in this process; yields
     its URL and the store it writes to (password hidden)."""
-    from . import create_app
-    from .testing.live_server import ThreadedServer
-    from .store.models import db
+    from .. import create_app
+    from ..testing.live_server import ThreadedServer
+    from ..store.models import db
 
     app = create_app(config)
     store = make_url(app.config["SQLALCHEMY_DATABASE_URI"]).render_as_string(hide_password=True)
@@ -226,7 +140,7 @@ def embedded_server(config: dict[str, Any]) -> Iterator[tuple[str, str]]:
 def _send(twilio: Twilio, count: int, seed: int | None, scale: float, target: str,
           progress: Callable[[int], None] | None = None) -> list[str]:
     started = time.monotonic()
-    twilio.timeout = _connector(twilio)["timeout_seconds"] * scale
+    twilio.connector = twilio.with_timeout(_connector(twilio)["timeout_seconds"] * scale)
     holds = LONGEST_HOLD * scale <= MAX_HOLDING_SECONDS
     journeys = Shop(seed).journeys(count, holds)
     rule_ids = [twilio.api("POST", "/rules", j.rule)["id"] for j in journeys if j.rule]
