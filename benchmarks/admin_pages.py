@@ -21,7 +21,7 @@ wrong, 2 when the benchmark could not run (the store, the server, or the admin p
 The store is cached in --cache-dir (~/.cache/fakeproc-bench), keyed by row count, seed, schema
 revision and the builder's version; a run copies it, so the cached file is never written to.
 Building 100,000 rows takes about 20 s. Target: p95 < 300 ms (--target). The server
-process handling and the quiet wait come from load_charge.py.
+process handling and the quiet wait come from serving.py.
 """
 
 from __future__ import annotations
@@ -34,12 +34,10 @@ import random
 import re
 import shlex
 import shutil
-import signal
 import sqlite3
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -51,10 +49,12 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))  # load_charge and hold_open, also when run from elsewhere
+sys.path.insert(0, str(HERE))  # serving and the other benchmarks, also when run from elsewhere
 
 from hold_open import code_version  # noqa: E402
-from load_charge import HOST, ServerProcess, free_port, percentile, wait_for_quiet  # noqa: E402
+from load_charge import percentile  # noqa: E402
+from serving import (HOST, ServerProcess, free_port, run, scratch, stop_on_signals,  # noqa: E402
+                     wait_for_quiet)
 
 # Bump when the generated data changes: cached stores of another version are rebuilt.
 BUILDER_VERSION = 1
@@ -760,12 +760,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-
-    def terminate(signum, _frame):
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, terminate)
-    signal.signal(signal.SIGHUP, terminate)
+    stop_on_signals()
     print(f"# code: {code_version()}", flush=True)
     try:
         cached, how = cached_store(args)
@@ -773,14 +768,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"# the store could not be built: {error!r}", file=sys.stderr)
         return 2
     print(f"# store {cached} ({how}): {store_summary(cached)}", flush=True)
-    workdir = Path(tempfile.mkdtemp(prefix="fakeproc-admin-"))
-    try:
+    with scratch("fakeproc-admin-", args.keep) as workdir:
         return _run(args, cached, workdir)
-    finally:
-        if args.keep:
-            print(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _run(args, cached: Path, workdir: Path) -> int:
@@ -839,8 +828,4 @@ def _run(args, cached: Path, workdir: Path) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:  # the server is already stopped by then
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
+    run(main)

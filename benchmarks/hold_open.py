@@ -17,8 +17,8 @@ failed unexpectedly, 2 when the benchmark itself could not run.
     python benchmarks/hold_open.py --profile                # + py-spy of every worker
 
 Targets: fresh p99 < 100 ms (--p99-target), held median deviation within ±50 ms
-(--deviation-target), all held at once, no failed request. The asyncio client, the
-request bytes, the server process handling and py-spy come from load_charge.py.
+(--deviation-target), all held at once, no failed request. The asyncio client and py-spy come
+from load_charge.py; the request bytes and the server process handling from serving.py.
 """
 
 from __future__ import annotations
@@ -32,13 +32,10 @@ import os
 import re
 import resource
 import shlex
-import shutil
-import signal
 import sqlite3
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -46,12 +43,13 @@ from pathlib import Path
 from types import SimpleNamespace
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))  # load_charge, also when run from elsewhere
+sys.path.insert(0, str(HERE))  # serving and load_charge, also when run from elsewhere
 
-from load_charge import (HOST, TXID_DIGITS, PythonLoad, RequestFactory, ServerProcess,  # noqa: E402
-                         _Connection, _proc_stat, finish_profiles, free_port, machine_cpu,
-                         percentile, process_tree, self_cpu, start_profiles, tree_cpu,
-                         wait_for_quiet)
+from load_charge import (PythonLoad, _Connection, finish_profiles, percentile,  # noqa: E402
+                         start_profiles)
+from serving import (HOST, TXID_DIGITS, RequestFactory, ServerProcess, _proc_stat,  # noqa: E402
+                     free_port, machine_cpu, process_tree, run, scratch, self_cpu,
+                     stop_on_signals, tree_cpu, wait_for_quiet)
 
 HOLD_WORD = "hold"
 HELD_DESCRIPTION = "please hold"
@@ -876,23 +874,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-
-    def terminate(signum, _frame):
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, terminate)
-    signal.signal(signal.SIGHUP, terminate)
+    stop_on_signals()
     # Our side: every held connection plus the fresh ones; the server inherits the limit and
     # needs as many sockets spread over its workers.
     print(f"# {raise_nofile(2 * (args.held + args.connections) + 256)}", flush=True)
-    workdir = Path(tempfile.mkdtemp(prefix="fakeproc-hold-"))
-    try:
+    with scratch("fakeproc-hold-", args.keep or args.profile) as workdir:
         return _run(args, workdir)
-    finally:
-        if args.keep or args.profile:
-            print(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _run(args, workdir: Path) -> int:
@@ -955,8 +942,4 @@ def _run(args, workdir: Path) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:  # the server is already stopped by then
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
+    run(main)

@@ -23,139 +23,31 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
-import http.client
-import json
 import os
 import re
-import resource
 import shlex
 import shutil
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from serving import (HOST, CpuSnapshot, RequestFactory, ServerProcess, charge_body_parts,
+                     children_cpu, free_port, read_head, run, scratch, self_cpu, stop_on_signals,
+                     wait_for_quiet)
+
 HERE = Path(__file__).resolve().parent
 LUA_SCRIPT = HERE / "charge.lua"
 BARE_APP = HERE / "bare_app.py"
-HOST = "127.0.0.1"  # loopback only, always
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-TXID_DIGITS = 10
 
 
 # -- the request ---------------------------------------------------------------------------------
 
-def charge_body_parts() -> tuple[bytes, bytes]:
-    """A Generic Pay Connector charge body split around its transaction_id."""
-    year = (dt.date.today().year + 3) % 100
-    marker = "\x00TXID\x00"
-    body = {
-        "method": "charge",
-        "transaction_id": marker,
-        "cardnumber": "4111111111111111",
-        "cvv": "123",
-        "amount": "10.00",
-        "currency_code": "USD",
-        "expiry_month": "08",
-        "expiry_year": f"{year:02d}",
-        "description": "pizza",
-        "postal_code": "94111",
-        "parameters": {"customer_defined_key_1": "customer_defined_value_1",
-                       "customer_defined_key_2": "customer_defined_value_2"},
-    }
-    text = json.dumps(body, separators=(",", ":"))
-    head, tail = text.split(json.dumps(marker)[1:-1])
-    return head.encode(), tail.encode()
-
-
-class RequestFactory:
-    """Pre-built HTTP/1.1 request bytes; only the transaction_id counter changes."""
-
-    def __init__(self, port: int, prefix: str):
-        body_head, body_tail = charge_body_parts()
-        body_head += f"{prefix}-".encode()
-        length = len(body_head) + TXID_DIGITS + len(body_tail)
-        self.head = (f"POST / HTTP/1.1\r\nHost: {HOST}:{port}\r\n"
-                     f"User-Agent: TwilioProxy/1.1\r\nContent-Type: application/json\r\n"
-                     f"Content-Length: {length}\r\n\r\n").encode() + body_head
-        self.tail = body_tail
-        self.count = 0
-
-    def next(self) -> bytes:
-        self.count += 1
-        return b"%s%010d%s" % (self.head, self.count, self.tail)
-
 
 # -- CPU accounting ------------------------------------------------------------------------------
-
-def _proc_stat(pid: int) -> tuple[int, int, float] | None:
-    """(ppid, pgrp, cpu seconds) of a process, None when it is gone."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = text[text.rindex(")") + 2:].split()
-    return int(fields[1]), int(fields[2]), (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def _all_pids() -> list[int]:
-    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
-
-
-def process_tree(root: int) -> list[int]:
-    parents: dict[int, list[int]] = {}
-    for pid in _all_pids():
-        stat = _proc_stat(pid)
-        if stat:
-            parents.setdefault(stat[0], []).append(pid)
-    tree, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        tree.append(pid)
-        todo.extend(parents.get(pid, []))
-    return tree
-
-
-def tree_cpu(root: int) -> float:
-    return sum(stat[2] for pid in process_tree(root) if (stat := _proc_stat(pid)))
-
-
-def machine_cpu() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine since boot."""
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-    idle = values[3] + values[4]
-    return (sum(values) - idle) / CLK_TCK, sum(values) / CLK_TCK
-
-
-@dataclass
-class CpuSnapshot:
-    at: float
-    server: float
-    generator: float
-    machine_busy: float
-    machine_total: float
-
-    @classmethod
-    def take(cls, server_pid: int, generator: float) -> CpuSnapshot:
-        busy, total = machine_cpu()
-        return cls(time.perf_counter(), tree_cpu(server_pid), generator, busy, total)
-
-
-def self_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 # -- results -------------------------------------------------------------------------------------
@@ -231,90 +123,6 @@ def print_table(results: list[Result]) -> None:
 
 # -- servers -------------------------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
-class ServerProcess:
-    """A gunicorn master in its own process group, stopped (with its workers) on exit."""
-
-    def __init__(self, name: str, argv: list[str], workdir: Path, port: int):
-        self.name, self.argv, self.port = name, argv, port
-        self.log_path = workdir / f"{name}.log"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self, prefix: str, timeout: float = 60.0) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FAKEPROC_")}
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, cwd=self.log_path.parent,
-                                         env=env, start_new_session=True)
-        factory = RequestFactory(self.port, f"{prefix}-probe")
-        deadline = time.monotonic() + timeout
-        last_error = "no answer"
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n"
-                                   + self.log_tail())
-            try:
-                status = probe(self.port, factory.next())
-                if status == 200:
-                    return
-                last_error = f"HTTP {status}"
-            except OSError as error:
-                last_error = str(error)
-            time.sleep(0.2)
-        raise RuntimeError(f"{self.name} not ready after {timeout:.0f} s ({last_error}):\n"
-                           + self.log_tail())
-
-    def workers(self) -> list[int]:
-        return [pid for pid in process_tree(self.proc.pid) if pid != self.proc.pid]
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def stop(self) -> None:
-        proc = self.proc
-        if proc is None:
-            return
-        pgid = proc.pid  # start_new_session: the master leads its own group
-        if proc.poll() is None:
-            try:
-                os.killpg(pgid, signal.SIGTERM)  # gunicorn: graceful stop of master + workers
-            except ProcessLookupError:
-                pass
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                _kill_group(pgid)
-                proc.wait(timeout=5)
-        _kill_group(pgid)  # any worker that outlived its master
-        self.proc = None
-
-
-def _kill_group(pgid: int) -> None:
-    for pid in _all_pids():
-        stat = _proc_stat(pid)
-        if stat and stat[1] == pgid:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
-
-def probe(port: int, raw_request: bytes) -> int:
-    with socket.create_connection((HOST, port), timeout=5) as sock:
-        sock.sendall(raw_request)
-        response = http.client.HTTPResponse(sock)
-        response.begin()
-        response.read()
-        return response.status
-
 
 def verify_database(path: Path) -> tuple[int, dict[str, int]]:
     """Count fakeproc's stored transactions by status (the server must be stopped)."""
@@ -355,19 +163,15 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         buffer = self.buffer + data if self.buffer else data
         if self.need < 0:
-            end = buffer.find(b"\r\n\r\n")
-            if end < 0:
+            try:
+                head = read_head(buffer)
+            except ValueError as error:
+                self.fail(str(error))
+                return
+            if head is None:
                 self.buffer = buffer
                 return
-            head = buffer[:end].lower()
-            start = head.find(b"\r\ncontent-length:")
-            if not head.startswith(b"http/1.") or start < 0:
-                self.fail(f"unparsable response head {buffer[:end][:200]!r}")
-                return
-            stop = head.find(b"\r\n", start + 2)
-            self.status = int(head[9:12])
-            self.need = end + 4 + int(head[start + 17:stop if stop > 0 else None])
-            self.close_after = b"\r\nconnection: close" in head
+            self.status, self.need, self.close_after = head.status, head.end, head.close
         if len(buffer) < self.need:
             self.buffer = buffer
             return
@@ -529,28 +333,6 @@ def run_wrk(server: ServerProcess, result: Result, args, prefix: str) -> None:
         print(output)
 
 
-def wait_for_quiet(limit: float, max_wait: float) -> float:
-    """Wait (at most max_wait s) until the machine's other processes use under limit% of one
-    core over a second; returns the last reading. Other load skews every figure here."""
-    start = time.monotonic()
-    next_report = start
-    while True:
-        busy, total = machine_cpu()
-        time.sleep(1.0)
-        busy2, total2 = machine_cpu()
-        used = 100 * (os.cpu_count() or 1) * (busy2 - busy) / max(total2 - total, 1e-9)
-        now = time.monotonic()
-        if used <= limit or now - start >= max_wait:
-            if now - start > 2:
-                print(f"# waited {now - start:.0f} s; other processes now use {used:.0f}% CPU",
-                      flush=True)
-            return used
-        if now >= next_report:
-            print(f"# waiting (up to {max_wait:.0f} s) for other processes to use under "
-                  f"{limit:.0f}% CPU: now {used:.0f}%", flush=True)
-            next_report = now + 15
-
-
 # -- one benchmark -------------------------------------------------------------------------------
 
 def bench(kind: str, workers: int, generator: str, args, workdir: Path) -> Result:
@@ -679,17 +461,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-
-    def terminate(signum, _frame):
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, terminate)
-    signal.signal(signal.SIGHUP, terminate)
-    workdir = Path(tempfile.mkdtemp(prefix="fakeproc-bench-"))
-    keep = args.keep or args.profile
+    stop_on_signals()
     results: list[Result] = []
     failed = False
-    try:
+    with scratch("fakeproc-bench-", args.keep or args.profile) as workdir:
         for workers in args.worker_counts:
             for generator in args.generators:
                 for kind in args.server_kinds:
@@ -702,17 +477,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.connections} keep-alive connections, {args.warmup} s warm-up + "
               f"{args.duration} s measured, POST / charge bodies with unique transaction_ids")
         print_table(results)
-    finally:
-        if keep:
-            print(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
     return 1 if failed or any(r.errors for r in results) else 0
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:  # the servers are already stopped by then
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
+    run(main)

@@ -41,7 +41,6 @@ import os
 import random
 import shlex
 import shutil
-import signal
 import sys
 import tempfile
 import threading
@@ -51,13 +50,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))  # load_charge and hold_open, also when run from elsewhere
+sys.path.insert(0, str(HERE))  # serving and the other benchmarks, also when run from elsewhere
 
 from hold_open import api, code_version  # noqa: E402
+from load_charge import percentile  # noqa: E402
 from pgwire import QueryCounter, polls_by_schedule  # noqa: E402
-from load_charge import (HOST, ServerProcess, _all_pids, charge_body_parts,  # noqa: E402
-                         free_port, machine_cpu, percentile, self_cpu, tree_cpu,
-                         wait_for_quiet)
+from serving import (HOST, ServerProcess, _all_pids, charge_body_parts, free_port,  # noqa: E402
+                     machine_cpu, read_head, run, self_cpu, stop_on_signals, tree_cpu,
+                     wait_for_quiet)
 
 URL_VARIABLES = ("FAKEPROC_BENCH_POSTGRES_URL", "FAKEPROC_TEST_POSTGRES_URL")
 SLOW_AMOUNT = "4000.20"  # magic: the first attempt is held 0.2 s, then approved
@@ -316,19 +316,15 @@ class _SpreadConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         buffer = self.buffer + data if self.buffer else data
         if self.need < 0:
-            end = buffer.find(b"\r\n\r\n")
-            if end < 0:
+            try:
+                head = read_head(buffer)
+            except ValueError as error:
+                self.fail(str(error))
+                return
+            if head is None:
                 self.buffer = buffer
                 return
-            head = buffer[:end].lower()
-            start = head.find(b"\r\ncontent-length:")
-            if not head.startswith(b"http/1.") or start < 0:
-                self.fail(f"unparsable response head {buffer[:end][:200]!r}")
-                return
-            stop = head.find(b"\r\n", start + 2)
-            self.status = int(head[9:12])
-            self.body_at = end + 4
-            self.need = self.body_at + int(head[start + 17:stop if stop > 0 else None])
+            self.status, self.body_at, self.need = head.status, head.body_at, head.end
         if len(buffer) < self.need:
             self.buffer = buffer
             return
@@ -694,11 +690,7 @@ def main(argv: list[str] | None = None) -> int:
               + " or ".join(f"${name}" for name in URL_VARIABLES), file=sys.stderr)
         return 2
 
-    def terminate(signum, _frame):
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, terminate)
-    signal.signal(signal.SIGHUP, terminate)
+    stop_on_signals()
     workdir = Path(tempfile.mkdtemp(prefix="fakeproc-multi-"))
     rows: list[Row] = []
     try:
@@ -743,8 +735,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:  # the servers are already stopped by then
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
+    run(main)

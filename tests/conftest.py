@@ -282,3 +282,14 @@ def postgres_url() -> Iterator[str]:
         yield url
     finally:
         drop()
+
+
+def wait_in_flight(url: str, transaction_id: str, timeout: float = 10.0) -> None:
+    """Wait (real seconds) until the server at `url` shows the transaction in flight."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        response = requests.get(f"{url}/api/transactions/{transaction_id}", timeout=30)
+        if response.status_code == 200 and response.json()["status"] == "in_flight":
+            return
+        time.sleep(0.005)
+    raise AssertionError(f"{transaction_id} was never seen in flight")

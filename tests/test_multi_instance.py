@@ -27,7 +27,8 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import ServeGroup, card_payload, make_postgres_database, post_concurrently
+from conftest import (ServeGroup, card_payload, make_postgres_database, post_concurrently,
+                      wait_in_flight)
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -232,7 +233,7 @@ def test_a_retry_waiting_on_another_instance_polls_with_a_back_off(instances, da
         body = card_payload(description="wait cost")
         with ThreadPoolExecutor(max_workers=1) as pool:
             original = pool.submit(requests.post, holding.url + "/", json=body, timeout=30)
-            _wait_in_flight(holding.url, body["transaction_id"])
+            wait_in_flight(holding.url, body["transaction_id"])
             before, started = counter.counts(), time.monotonic()
             retry = requests.post(waiting.url + "/", json=body, timeout=30)
             waited, used = time.monotonic() - started, counter.counts() - before
@@ -260,7 +261,7 @@ def test_an_instance_starting_while_an_attempt_is_held_elsewhere_leaves_it_alone
     body = card_payload(description="held at start-up")
     with ThreadPoolExecutor(max_workers=1) as pool:
         original = pool.submit(requests.post, holding.url + "/", json=body, timeout=30)
-        _wait_in_flight(holding.url, body["transaction_id"])
+        wait_in_flight(holding.url, body["transaction_id"])
         started = time.monotonic()
         newcomer, = serve(database, FAKEPROC_TIME_SCALE=str(TIME_SCALE))
         record = _get(f"{newcomer.url}/api/transactions/{body['transaction_id']}")
@@ -275,15 +276,6 @@ def test_an_instance_starting_while_an_attempt_is_held_elsewhere_leaves_it_alone
     assert [(a["kind"], a["delivery"]) for a in record["attempts"]] == [
         ("original", "response"), ("replay", "response")]
 
-
-def _wait_in_flight(url: str, transaction_id: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        response = requests.get(f"{url}/api/transactions/{transaction_id}", timeout=30)
-        if response.status_code == 200 and response.json()["status"] == "in_flight":
-            return
-        time.sleep(0.005)
-    raise AssertionError(f"{transaction_id} was never seen in flight")
 
 
 def test_a_request_blocked_on_a_row_lock_does_not_stall_its_worker(instances, database):

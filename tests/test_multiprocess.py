@@ -3,12 +3,11 @@ one charge per transaction, identical answers, and in-flight retries across proc
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from conftest import card_payload, post_concurrently, two_serve_processes
+from conftest import card_payload, post_concurrently, two_serve_processes, wait_in_flight
 
 pytestmark = pytest.mark.slow
 
@@ -46,7 +45,7 @@ def test_a_retry_on_the_other_process_waits_for_the_first(two_servers):
     body = card_payload(amount="4030.00")  # 30 s of configured time: 300 ms here
     with ThreadPoolExecutor(max_workers=1) as pool:
         original = pool.submit(requests.post, first.url + "/", json=body, timeout=30)
-        _wait_in_flight(second.url, body["transaction_id"])
+        wait_in_flight(second.url, body["transaction_id"])
         retry = requests.post(second.url + "/", json=body, timeout=30)
         assert retry.json() == original.result().json()
     assert retry.json()["charge_id"].startswith("ch_")
@@ -92,13 +91,3 @@ def _arm(url: str, rule: dict) -> dict:
     response = requests.post(url + "/api/rules", json=rule, timeout=30)
     assert response.status_code == 201, response.text
     return response.json()
-
-
-def _wait_in_flight(url: str, transaction_id: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        response = requests.get(f"{url}/api/transactions/{transaction_id}", timeout=30)
-        if response.status_code == 200 and response.json()["status"] == "in_flight":
-            return
-        time.sleep(0.005)
-    raise AssertionError(f"{transaction_id} was never seen in flight")
