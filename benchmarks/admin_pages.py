@@ -53,8 +53,7 @@ sys.path.insert(0, str(HERE))  # serving and the other benchmarks, also when run
 
 from hold_open import code_version  # noqa: E402
 from load_charge import percentile  # noqa: E402
-from serving import (HOST, ServerProcess, free_port, run, scratch, stop_on_signals,  # noqa: E402
-                     wait_for_quiet)
+from serving import HOST, ServerProcess, free_port, run, scratch, stop_on_signals, wait_for_quiet  # noqa: E402
 
 # Bump when the generated data changes: cached stores of another version are rebuilt.
 BUILDER_VERSION = 1
@@ -332,6 +331,7 @@ class StoreMaker:
 
 def schema_revision() -> str:
     from alembic.script import ScriptDirectory
+
     from fakeproc.store.schema import MIGRATIONS
 
     return ScriptDirectory(str(MIGRATIONS)).get_current_head() or "none"
@@ -343,9 +343,9 @@ def build_store(path: Path, rows: int, seed: int) -> None:
 
     from fakeproc import create_app
     from fakeproc.control import connectors
+    from fakeproc.control.schemas import ConnectorCreate
     from fakeproc.store.models import Attempt, Transaction, db
     from fakeproc.web.runtime import runtime
-    from fakeproc.control.schemas import ConnectorCreate
 
     app = create_app({"DATABASE_URL": f"sqlite:///{path}"})
     with app.app_context():

@@ -45,11 +45,23 @@ from types import SimpleNamespace
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # serving and load_charge, also when run from elsewhere
 
-from load_charge import (PythonLoad, _Connection, finish_profiles, percentile,  # noqa: E402
-                         start_profiles)
-from serving import (HOST, TXID_DIGITS, RequestFactory, ServerProcess, _proc_stat,  # noqa: E402
-                     free_port, machine_cpu, process_tree, run, scratch, self_cpu,
-                     stop_on_signals, tree_cpu, wait_for_quiet)
+from load_charge import PythonLoad, _Connection, finish_profiles, percentile, start_profiles  # noqa: E402
+from serving import (  # noqa: E402
+    HOST,
+    TXID_DIGITS,
+    RequestFactory,
+    ServerProcess,
+    _proc_stat,
+    free_port,
+    machine_cpu,
+    process_tree,
+    run,
+    scratch,
+    self_cpu,
+    stop_on_signals,
+    tree_cpu,
+    wait_for_quiet,
+)
 
 HOLD_WORD = "hold"
 HELD_DESCRIPTION = "please hold"

@@ -35,9 +35,21 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from serving import (HOST, CpuSnapshot, RequestFactory, ServerProcess, charge_body_parts,
-                     children_cpu, free_port, read_head, run, scratch, self_cpu, stop_on_signals,
-                     wait_for_quiet)
+from serving import (
+    HOST,
+    CpuSnapshot,
+    RequestFactory,
+    ServerProcess,
+    charge_body_parts,
+    children_cpu,
+    free_port,
+    read_head,
+    run,
+    scratch,
+    self_cpu,
+    stop_on_signals,
+    wait_for_quiet,
+)
 
 HERE = Path(__file__).resolve().parent
 LUA_SCRIPT = HERE / "charge.lua"

@@ -55,9 +55,20 @@ sys.path.insert(0, str(HERE))  # serving and the other benchmarks, also when run
 from hold_open import api, code_version  # noqa: E402
 from load_charge import percentile  # noqa: E402
 from pgwire import QueryCounter, polls_by_schedule  # noqa: E402
-from serving import (HOST, ServerProcess, _all_pids, charge_body_parts, free_port,  # noqa: E402
-                     machine_cpu, read_head, run, self_cpu, stop_on_signals, tree_cpu,
-                     wait_for_quiet)
+from serving import (  # noqa: E402
+    HOST,
+    ServerProcess,
+    _all_pids,
+    charge_body_parts,
+    free_port,
+    machine_cpu,
+    read_head,
+    run,
+    self_cpu,
+    stop_on_signals,
+    tree_cpu,
+    wait_for_quiet,
+)
 
 URL_VARIABLES = ("FAKEPROC_BENCH_POSTGRES_URL", "FAKEPROC_TEST_POSTGRES_URL")
 SLOW_AMOUNT = "4000.20"  # magic: the first attempt is held 0.2 s, then approved

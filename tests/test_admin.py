@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 import pytest
+
 from conftest import card_payload
 
 PASSWORD = "letmein-42"

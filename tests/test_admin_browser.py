@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import requests
+
 from conftest import ServeGroup, ServeProcess, card_payload
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import TEST_SCALE, ServeGroup, card_payload, free_port
 
 from fakeproc.config import package_version
+
+from conftest import TEST_SCALE, ServeGroup, card_payload, free_port
 
 pytestmark = pytest.mark.slow
 

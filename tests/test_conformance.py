@@ -15,11 +15,12 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from conftest import TEST_SCALE, LiveServer
 from flask import Flask, request
 
 from fakeproc.cli import main
 from fakeproc.twilio.conformance import FAIL, PASS, check
+
+from conftest import TEST_SCALE, LiveServer
 
 # Twilio's 10 s budget becomes 0.5 s: ten duplicates at once on a busy 2-core machine stay well
 # inside it, and fakeproc's 12 s magic delay (0.6 s) still outlasts it.
@@ -124,8 +125,8 @@ def test_the_command_checks_credentials_and_speaks_json(server, client):
 # -- quick to read: progress, one-line bodies, a silent endpoint, tokenize -------------------
 
 def test_every_check_is_reported_as_it_ends_with_its_time(server):
-    from fakeproc.twilio.conformance import Checker
     from fakeproc.twilio import Connector
+    from fakeproc.twilio.conformance import Checker
 
     heard: list[str] = []
     checker = Checker(Connector(server.url, time_scale=SCALE))

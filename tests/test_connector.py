@@ -21,13 +21,14 @@ from typing import Any
 import pytest
 import requests
 from click.testing import CliRunner
-from conftest import TEST_SCALE, LiveServer, free_port
 from flask import Flask, Response, request
 
-from fakeproc.processor import magic_values
 from fakeproc.cli import main
 from fakeproc.connector import Attempt, BankAccount, Card, Connector, masked
+from fakeproc.processor import magic_values
 from fakeproc.twilio.action_fields import mask_card
+
+from conftest import TEST_SCALE, LiveServer, free_port
 
 VISA = "4111111111111111"
 LIVE_VISA = "4242424242424242"  # Luhn-valid, not a TEST-mode card

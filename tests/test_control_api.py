@@ -6,6 +6,7 @@ import re
 
 import pytest
 import requests
+
 from conftest import ServeGroup, card_payload
 
 # -- transactions ----------------------------------------------------------------------------

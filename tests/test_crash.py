@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import requests
+
 from conftest import TEST_SCALE, card_payload, free_port, make_postgres_database
 
 pytestmark = pytest.mark.slow

@@ -20,13 +20,21 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import (TEST_SCALE, ServeGroup, ServeProcess, ach_payload, card_payload, free_port,
-                      make_postgres_database)
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
 from fakeproc.processor import cards
 from fakeproc.testing.payloads import Payloads
+
+from conftest import (
+    TEST_SCALE,
+    ServeGroup,
+    ServeProcess,
+    ach_payload,
+    card_payload,
+    free_port,
+    make_postgres_database,
+)
 
 pytestmark = pytest.mark.slow
 

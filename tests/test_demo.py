@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from fakeproc.processor import cards
 from fakeproc import create_app
 from fakeproc.cli import main
 from fakeproc.demo import Shop
+from fakeproc.processor import cards
 from fakeproc.store.models import db
 
 SEED = 7

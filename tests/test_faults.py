@@ -18,8 +18,15 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-from conftest import (two_serve_processes, TEST_SCALE, ServeGroup, ServeProcess, card_payload,
-                      post_concurrently)
+
+from conftest import (
+    TEST_SCALE,
+    ServeGroup,
+    ServeProcess,
+    card_payload,
+    post_concurrently,
+    two_serve_processes,
+)
 
 pytestmark = pytest.mark.slow
 

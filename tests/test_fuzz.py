@@ -17,9 +17,10 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import pytest
-from conftest import ach_payload, card_payload
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+
+from conftest import ach_payload, card_payload
 
 ALLOWED_STATUSES = {200, 400, 401, 404, 413}
 PATHS = ["/", "/charge", "/tokenize", "/connectors/Default/", "/connectors/Default/charge",

@@ -10,10 +10,10 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from conftest import TEST_SCALE, card_payload
-
 from fakeproc.store.sqlite_write_turns import Turns
 from fakeproc.web.transport import ARRIVED
+
+from conftest import TEST_SCALE, card_payload
 
 DELAY_SECONDS = 30  # 300 ms at the test time scale
 

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
+
 from conftest import LiveServer, ach_payload, card_payload, post_concurrently
 
 DELAYED_12S = "4012.00"  # magic amount: the first attempt takes 12 s of configured time

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import requests
+
 from conftest import TEST_SCALE, LiveServer, ach_payload, card_payload
 
 FAST_SCALE = 0.001  # for the hangs: 65 s of configured time in 65 ms

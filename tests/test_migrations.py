@@ -15,13 +15,14 @@ import requests
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from conftest import ach_payload, card_payload, make_postgres_database
 from sqlalchemy import MetaData, create_engine, text
 
 from fakeproc import create_app
-from fakeproc.store.schema import MIGRATIONS
-from fakeproc.store.models import db
 from fakeproc.processor.fingerprints import Fingerprinter
+from fakeproc.store.models import db
+from fakeproc.store.schema import MIGRATIONS
+
+from conftest import ach_payload, card_payload, make_postgres_database
 
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 API_TIMEOUT = 30

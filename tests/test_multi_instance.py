@@ -27,10 +27,16 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import (ServeGroup, card_payload, make_postgres_database, post_concurrently,
-                      wait_in_flight)
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+
+from conftest import (
+    ServeGroup,
+    card_payload,
+    make_postgres_database,
+    post_concurrently,
+    wait_in_flight,
+)
 
 # The counting proxy and the poll schedule are the benchmark's (benchmarks/pgwire.py).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))

@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
+
 from conftest import card_payload, post_concurrently, two_serve_processes, wait_in_flight
 
 pytestmark = pytest.mark.slow

@@ -11,9 +11,10 @@ from openapi_spec_validator import validate
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
-from conftest import ach_payload, card_payload
 from fakeproc.config import package_version
 from fakeproc.web.openapi import build_spec
+
+from conftest import ach_payload, card_payload
 
 SPEC_URI = "urn:fakeproc:openapi"
 

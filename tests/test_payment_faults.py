@@ -7,12 +7,13 @@ faults as a pytest user would.
 from __future__ import annotations
 
 import pytest
-from conftest import TEST_SCALE, LiveServer
 from click.testing import CliRunner
 
 from fakeproc.cli import main
-from fakeproc.twilio import Card, Connector, Payment
 from fakeproc.testing import Controller
+from fakeproc.twilio import Card, Connector, Payment
+
+from conftest import TEST_SCALE, LiveServer
 
 CARD = Card("4111111111111111", 8, 2035, cvv="123", postal_code="94111")
 ATTEMPTS = 6  # the first and Twilio's five retries

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import ach_payload, card_payload
 
+from conftest import ach_payload, card_payload
 
 ID_PATTERNS = {"charge_id": re.compile(r"^ch_[0-9a-f]{32}$"),
                "token_id": re.compile(r"^tok_[0-9a-f]{32}$")}

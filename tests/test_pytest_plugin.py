@@ -97,7 +97,8 @@ def test_drop_fail_and_malformed_next(fakeproc, fakeproc_server, fakeproc_payloa
 
 
 def test_add_rule_remove_rule_and_connectors(fakeproc, fakeproc_server, fakeproc_payload):
-    rule = fakeproc.add_rule({"card_brand": "amex"}, {"type": "decline", "error_code": "fraudulent"},
+    rule = fakeproc.add_rule({"card_brand": "amex"},
+                             {"type": "decline", "error_code": "fraudulent"},
                              priority=5, note="no amex")
     assert fakeproc.rules()[0]["note"] == "no amex"
     fakeproc.remove_rule(rule["id"])

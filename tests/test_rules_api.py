@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from conftest import TEST_SCALE, ach_payload, card_payload, post_concurrently
 
 RULE_KEYS = {"id", "match", "action", "remaining", "probability", "enabled", "priority", "note",

@@ -21,8 +21,8 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from fakeproc.processor import cards
 from fakeproc.control.schemas import RuleUpdate
+from fakeproc.processor import cards
 
 # Held faults last (configured seconds) x this: a 3600 s hang holds 36 ms.
 SCALE = 1e-5

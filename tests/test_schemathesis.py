@@ -23,12 +23,13 @@ from typing import Any
 
 import pytest
 import schemathesis
-from conftest import make_postgres_database
 from hypothesis import HealthCheck, settings
 
 from fakeproc import create_app
 from fakeproc.store.models import db
 from fakeproc.web.openapi import build_spec
+
+from conftest import make_postgres_database
 
 TOKEN = "st-admin-token"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}

@@ -26,9 +26,10 @@ from typing import Any
 import pytest
 import requests
 from click.testing import CliRunner
-from conftest import ServeGroup, ServeProcess, card_payload, free_port
 
 from fakeproc import cli, server
+
+from conftest import ServeGroup, ServeProcess, card_payload, free_port
 
 USERNAME, PASSWORD = "twilio", "pr0cessor-pw"
 TOKEN = "adm1n-t0ken"

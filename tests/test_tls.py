@@ -21,11 +21,12 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import TEST_SCALE, ServeProcess, card_payload, free_port
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from conftest import TEST_SCALE, ServeProcess, card_payload, free_port
 
 pytestmark = pytest.mark.slow
 

@@ -16,10 +16,9 @@ import click
 from flask.cli import ScriptInfo, routes_command, run_command, shell_command
 
 from ..config import package_version
-from ..settings import SettingError, StartupError, unknown_variables
+from ..settings import SettingError, StartupError, shown, unknown_variables
 from ..settings import check_environment as settings_check_environment
 from ..settings import database_url as parse_database_url
-from ..settings import shown
 
 
 def build_app() -> Any:

@@ -36,8 +36,8 @@ def upgrade(database_url: str | None) -> None:
 @_DATABASE
 def current(database_url: str | None) -> None:
     """Print the store's schema revision; change nothing."""
-    from ..store import schema
     from ..config import default_database_url
+    from ..store import schema
 
     url = database_url or default_database_url()
     parsed = make_url(url)
@@ -53,8 +53,8 @@ def current(database_url: str | None) -> None:
 def _store(database_url: str | None, migrate: bool) -> Iterator[tuple[Any, str]]:
     """The app on the store asked for, in an app context, and the store as people read it."""
     from .. import create_app
-    from ..store.models import db as models
     from ..startup import describe_database
+    from ..store.models import db as models
     check_environment()
     config: dict[str, Any] = {"AUTO_MIGRATE": migrate}
     if database_url:

@@ -56,8 +56,8 @@ def _serve(host: str, port: int, database_url: str | None, workers: int | None,
            cert: str | None, key: str | None, behind_proxy: bool, time_scale: float | None,
            access_log: bool) -> None:
     from .. import create_app, server
-    from ..store.models import db
     from ..startup import banner, is_exposed, lock_down
+    from ..store.models import db
 
     app_config: dict = {"PROXY_FIX": behind_proxy}
     if cert:  # the admin session cookie then travels over HTTPS only

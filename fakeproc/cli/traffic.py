@@ -190,8 +190,8 @@ def check(url: str, username: str | None, password: str | None, time_scale: floa
 
     Each check is printed as it ends; against an endpoint that answers nothing the run ends
     after the first check's timeout."""
-    from ..twilio.conformance import Checker, render_check
     from ..twilio import Connector
+    from ..twilio.conformance import Checker, render_check
 
     _check_url(url)
     scale = _agreed_scale(url, time_scale)

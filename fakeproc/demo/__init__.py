@@ -124,8 +124,8 @@ def embedded_server(config: dict[str, Any]) -> Iterator[tuple[str, str]]:
     """The app served on a free loopback port by a threaded server in this process; yields
     its URL and the store it writes to (password hidden)."""
     from .. import create_app
-    from ..testing.live_server import ThreadedServer
     from ..store.models import db
+    from ..testing.live_server import ThreadedServer
 
     app = create_app(config)
     store = make_url(app.config["SQLALCHEMY_DATABASE_URI"]).render_as_string(hide_password=True)

@@ -28,8 +28,8 @@ from .planning import Planning
 from .recording import Recording
 from .replay import retry_settlement
 from .reprocess import Reprocessing
-from .waiter import Waiting
 from .rule_matching import RuleBook
+from .waiter import Waiting
 from .wire import PaymentRequest, answer
 
 

@@ -9,13 +9,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..store.connector_rows import Directory
+from ..store.secrets import fingerprint_key
+from .clock import Clock
+from .engine import Processor
+from .fingerprints import Fingerprinter
 from .ids import IdFactory
 from .in_flight import Waiters
-from .engine import Processor
 from .rule_matching import RuleBook
-from ..store.secrets import fingerprint_key
-from .fingerprints import Fingerprinter
-from .clock import Clock
 
 
 class Runtime:

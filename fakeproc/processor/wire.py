@@ -91,7 +91,7 @@ def invalid_request_body(error: InvalidRequest) -> dict[str, Any]:
 
 
 def parse(raw: bytes, path_method: str | None = None) -> PaymentRequest:
-    """Validate a request body whatever its Content-Type; raise InvalidRequest when it is not one."""
+    """Validate a request body whatever its Content-Type; InvalidRequest when it is not one."""
     body = _load_json(raw, path_method)
     method = _method(body, path_method)
     for name in _STRING_FIELDS:

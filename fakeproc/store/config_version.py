@@ -18,8 +18,8 @@ import uuid
 from sqlalchemy import literal_column, select, update
 
 from . import attempt_connection
-from .models import Setting, db
 from .fast_sql import RawStatement
+from .models import Setting, db
 
 KEY = "config_version"
 _CURRENT = RawStatement(select(Setting.__table__.c.value).where(

@@ -11,11 +11,15 @@ from typing import Any
 from sqlalchemy import Select, case, delete, func, or_, select
 
 from ..errors import BadRequest, Conflict, NotFound
-from .paging import Page, keyset_page
 from .models import Attempt, Transaction, db
-from ..processor.wire import id_key
+from .paging import Page, keyset_page
 
 STATUSES = ("succeeded", "declined", "in_flight", "failed")
+
+
+def id_key(method: str) -> str:
+    """Where a transaction's charge or token id shows: `charge_id`, or `token_id`."""
+    return "token_id" if method == "tokenize" else "charge_id"
 
 
 @dataclass(frozen=True)

@@ -15,14 +15,24 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import (and_, bindparam, case, exists, insert, literal, literal_column, or_, select,
-                        update)
+from sqlalchemy import (
+    and_,
+    bindparam,
+    case,
+    exists,
+    insert,
+    literal,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from . import attempt_connection
-from .models import Attempt, Transaction
 from .fast_sql import RawStatement
+from .models import Attempt, Transaction
 
 T = Transaction.__table__
 A = Attempt.__table__

@@ -243,8 +243,8 @@ def describe(record: dict[str, Any]) -> str:
         marks = [mark for mark in ("late",) if attempt.get(mark)]
         gap = attempt["gap_seconds"]
         lines.append(
-            f"  attempt {attempt['number']} ({attempt['kind']}): {attempt['delivery'] or 'in flight'}"
-            f" {attempt['status_code'] or ''}".rstrip()
+            f"  attempt {attempt['number']} ({attempt['kind']}): "
+            f"{attempt['delivery'] or 'in flight'} {attempt['status_code'] or ''}".rstrip()
             + (f", {gap:.3f} s after the previous" if gap is not None else "")
             + (f", {', '.join(marks)}" if marks else "")
             + (f", rules {', '.join(attempt['rules'])}" if attempt.get("rules") else ""))

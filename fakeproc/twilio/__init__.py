@@ -3,8 +3,9 @@ a phone. The Generic Pay Connector's client (`gpc_client`: the request `<Pay>` s
 timeout, the retries) with the caller's card or account (`payment_details`), the fields the
 `<Pay>` action URL then gets (`action_fields`), the server's clock (`server_clock`) and the
 conformance check of any processor endpoint (`conformance`). It talks to a processor over HTTP
-only, fakeproc or not, and uses nothing of the processor but what `fakeproc.processor` exports
-(card rules and masks); never the store, the control layer or the web.
+only, fakeproc or not. Modules here import each other, fakeproc's shared leaves and what
+`fakeproc.processor` exports (card rules and masks), never a module inside the processor, nor
+the store, the control layer or the web.
 """
 
 from .gpc_client import Attempt, Connector, Payment

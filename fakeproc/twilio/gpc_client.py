@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import action_fields
 from ..processor import mask
+from . import action_fields
 from .payment_details import BankAccount, Card, masked, new_transaction_id
 from .server_clock import USER_AGENT
 

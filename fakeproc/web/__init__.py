@@ -1,4 +1,10 @@
-"""HTTP glue: thin blueprints over the domain (processor endpoint, control API, admin panel)."""
+"""The web: thin blueprints over the layers below. The Generic Pay Connector endpoint
+(`endpoint`), the JSON control API (`api`) and its OpenAPI document (`openapi/`), the admin
+panel (`admin/`), one error shape per surface (`errors`), faults acted out on the socket
+(`transport`), and the app's services for the views (`runtime`). A view parses, calls the
+processor or the control layer, and renders; none writes SQL. Modules here import the control
+layer, the processor and the store, never Twilio's side, the test kit or the command line.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,7 @@ from flask_wtf.csrf import CSRFProtect
 
 
 def register(app: Flask) -> None:
-    from . import admin, api, errors, endpoint
+    from . import admin, api, endpoint, errors
 
     app.register_blueprint(endpoint.bp)
     app.register_blueprint(api.bp)

@@ -8,17 +8,16 @@ from typing import Any
 from flask import Blueprint, request
 from werkzeug.wrappers import Response
 
+from ..config import DEFAULT_TIMEOUT_SECONDS, package_version
 from ..control import connectors, rules
+from ..control.schemas import ConnectorCreate, ConnectorUpdate, ResetRequest, RuleCreate, RuleUpdate
+from ..errors import BadRequest
+from ..processor.fingerprints import same
 from ..store import connector_rows, ledger, rule_rows
 from ..store.models import db
-from ..errors import BadRequest
-from ..config import DEFAULT_TIMEOUT_SECONDS, package_version
+from .errors import api_error, refuse_unstorable
 from .openapi import build_spec
 from .runtime import runtime
-from ..control.schemas import (ConnectorCreate, ConnectorUpdate, ResetRequest, RuleCreate,
-                               RuleUpdate)
-from ..processor.fingerprints import same
-from .errors import api_error, refuse_unstorable
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 

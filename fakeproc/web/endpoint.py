@@ -7,10 +7,10 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
 from ..processor import fingerprints, wire
-from ..store import attempt_connection
 from ..processor.engine import Client
-from .runtime import runtime
+from ..store import attempt_connection
 from .errors import processor_error
+from .runtime import runtime
 from .transport import ARRIVED, to_response
 
 bp = Blueprint("processor", __name__)

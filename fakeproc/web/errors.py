@@ -8,8 +8,8 @@ from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.wrappers import Response
 
-from ..errors import BadRequest, DomainError, NotFound
 from ..control.schemas import MAX_INTEGER, ValidationError, describe
+from ..errors import BadRequest, DomainError, NotFound
 from ..processor.wire import InvalidRequest, answer
 
 log = logging.getLogger("fakeproc")

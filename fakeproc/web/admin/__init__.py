@@ -3,13 +3,21 @@ control API. Login when a password is configured; every form carries a CSRF toke
 
 from __future__ import annotations
 
-from flask import (Blueprint, current_app, flash, redirect, render_template, request, session,
-                   url_for)
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_wtf.csrf import CSRFError
 from werkzeug.wrappers import Response
 
-from ...errors import DomainError
 from ...control.schemas import ValidationError, describe
+from ...errors import DomainError
 from ...processor.fingerprints import same
 from ..errors import refuse_unstorable
 from .forms import ConfirmForm, LoginForm

@@ -7,14 +7,24 @@ from decimal import Decimal
 from typing import Any
 
 from flask_wtf import FlaskForm
-from wtforms import (BooleanField, DecimalField, FloatField, IntegerField, PasswordField,
-                     RadioField, SelectChoice, SelectField, StringField, TextAreaField)
+from wtforms import (
+    BooleanField,
+    DecimalField,
+    FloatField,
+    IntegerField,
+    PasswordField,
+    RadioField,
+    SelectChoice,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.validators import InputRequired, NumberRange, Optional
 
-from ...processor.cards import BRANDS
-from ...processor.outcomes import MESSAGES
 from ...control.schemas import ConnectorCreate, ConnectorUpdate, RuleCreate
+from ...processor.cards import BRANDS
 from ...processor.faults import MALFORMED_VARIANTS
+from ...processor.outcomes import MESSAGES
 
 ACTIONS = ("approve", "decline", "delay", "hang", "drop", "http_error", "malformed")
 DECLINE_CODES = tuple(code for code in MESSAGES if code != "duplicate_transaction")

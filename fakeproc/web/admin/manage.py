@@ -12,12 +12,12 @@ from flask import flash, redirect, render_template, request, stream_with_context
 from werkzeug.wrappers import Response
 
 from ...control import connectors, rules
+from ...control.schemas import RuleUpdate, ValidationError, describe
 from ...processor import magic_values
 from ...store import connector_rows, ledger, rule_rows
 from ...store.connector_rows import ConnectorSettings
 from ...store.models import db
 from ..runtime import runtime
-from ...control.schemas import RuleUpdate, ValidationError, describe
 from . import bp
 from .forms import ConfirmForm, ConnectorForm, ResetForm, RuleForm, choices
 

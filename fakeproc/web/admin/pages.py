@@ -11,10 +11,10 @@ from flask import current_app, flash, redirect, render_template, request, url_fo
 from werkzeug.wrappers import Response
 
 from ...control import rules
-from ...store import connector_rows, ledger, rule_rows
-from ...errors import BadRequest, NotFound
-from ..runtime import runtime
 from ...control.schemas import ValidationError, describe
+from ...errors import BadRequest, NotFound
+from ...store import connector_rows, ledger, rule_rows
+from ..runtime import runtime
 from . import bp
 from .forms import QuickArmForm, choices
 from .twilio_effect import Armed, effect

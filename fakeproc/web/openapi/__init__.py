@@ -6,8 +6,13 @@ tests/test_openapi.py holds it to them."""
 from __future__ import annotations
 
 from ...config import package_version
-from ...control.schemas import (ConnectorCreate, ConnectorUpdate, ResetRequest, RuleCreate,
-                                RuleUpdate)
+from ...control.schemas import (
+    ConnectorCreate,
+    ConnectorUpdate,
+    ResetRequest,
+    RuleCreate,
+    RuleUpdate,
+)
 from .control_doc import amounts_as_taken, api_paths, ledger_schemas, parameters, rule_schemas
 from .processor_doc import processor_paths, processor_schemas
 from .schema_tools import Schema, model_schema

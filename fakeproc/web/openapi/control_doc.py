@@ -14,8 +14,20 @@ from ...processor.wire import ACH, CARD, METHODS
 from ...store.ledger import STATUSES
 from ...store.paging import CURSOR, MAX_LIMIT
 from .processor_doc import AMOUNT, result_id
-from .schema_tools import (BOOLEAN, DECIMAL_TEXT, INTEGER, STRING, TEXT, TIME, Schema,
-                           json_, object_, query_, ref)
+from .schema_tools import (
+    BOOLEAN,
+    DECIMAL_TEXT,
+    INTEGER,
+    STRING,
+    TEXT,
+    TIME,
+    Schema,
+    json_,
+    object_,
+    query_,
+    ref,
+)
+
 CARD_BRANDS = list(BRANDS)
 ATTEMPT_KINDS = ["original", "mismatch", "replay", "duplicate_error", "reprocess", "fault"]
 
