@@ -59,8 +59,16 @@ def prepare(app: Flask) -> None:
     """Bring the schema up to date and make sure Default exists; safe from several processes.
     A database out of reach (refused, unwritable, not a database) is a StartupError."""
     url = app.config["SQLALCHEMY_DATABASE_URI"]
-    try:
+    with in_reach(url):
         _prepare(app, url)
+
+
+@contextmanager
+def in_reach(url: str) -> Iterator[None]:
+    """Turn a database out of reach (refused, unwritable, not a database) into a one-line
+    StartupError that names it without its password."""
+    try:
+        yield
     except (SQLAlchemyError, OSError) as error:
         raise StartupError(f"cannot use the database {safe_url(url)}: {_reason(error)}") \
             from error

@@ -52,6 +52,7 @@ def current(database_url: str | None) -> None:
 def _store(database_url: str | None, migrate: bool) -> Iterator[tuple[Any, str]]:
     """The app on the store asked for, in an app context, and the store as people read it."""
     from .. import create_app
+    from ..database import in_reach
     from ..models import db as models
     from ..startup import describe_database
     check_environment()
@@ -59,8 +60,9 @@ def _store(database_url: str | None, migrate: bool) -> Iterator[tuple[Any, str]]
     if database_url:
         config["DATABASE_URL"] = database_url
     app = create_app(config)
-    with app.app_context():
+    url = app.config["SQLALCHEMY_DATABASE_URI"]
+    with app.app_context(), in_reach(url):
         try:
-            yield app, describe_database(app.config["SQLALCHEMY_DATABASE_URI"])
+            yield app, describe_database(url)
         finally:
             models.engine.dispose()
