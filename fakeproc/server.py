@@ -7,6 +7,7 @@ import os
 import socket
 import ssl
 import struct
+import sys
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -45,8 +46,6 @@ def _cooperative_psycopg() -> None:
     so psycopg chose its C wait, which blocks the whole process: while one request waited on a
     row lock, the worker answered nothing else. Its poll-based wait goes through the patched
     `select` and lets the other requests run."""
-    import sys
-
     waiting = sys.modules.get("psycopg.waiting")
     if waiting is not None:
         waiting.wait = waiting.wait_poll
@@ -128,6 +127,14 @@ class Worker(GeventWorker):
             except OSError:  # no receive timestamps here: stamp on arrival in the app
                 pass
         super().handle(listener, client, addr)
+
+    def handle_quit(self, sig: Any, frame: Any) -> None:
+        # Ctrl-C, or the master quitting: gunicorn's gevent worker calls sys.exit() from a
+        # greenlet, which gevent prints as a traceback once the worker is already exiting.
+        # Leave at once instead; the store survives an abrupt end (see tests/test_crash.py).
+        self.alive = False
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def gunicorn_options(host: str, port: int, workers: int, cert: str | None, key: str | None,

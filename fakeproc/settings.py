@@ -102,12 +102,17 @@ def database_url(value: Any) -> str | None:
         return str(URL.create("sqlite", database=str(Path(text).expanduser().absolute())))
     try:
         url = make_url(text)
-    except ArgumentError:
+        # A driver that is not installed would fail later, in a traceback.
+        url.get_dialect().import_dbapi()
+    except (ArgumentError, ImportError):
         raise ValueError from None
     backend = url.get_backend_name()
     if backend == "sqlite":
         database = url.database
-        if database and database != ":memory:" and not database.startswith("file:"):
+        # In memory, each worker (and each command) would keep a store of its own.
+        if not database or database == ":memory:" or "mode=memory" in text:
+            raise ValueError
+        if not database.startswith("file:"):
             url = url.set(database=str(Path(database).expanduser().absolute()))
         return url.render_as_string(hide_password=False)
     if backend != "postgresql" or not url.database:
@@ -116,8 +121,8 @@ def database_url(value: Any) -> str | None:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("DATABASE_URL", database_url, "a database URL (sqlite:///path or "
-            "postgresql+psycopg://user@host/db) or a path to a SQLite file"),
+    Setting("DATABASE_URL", database_url, "a SQLite file (sqlite:///path, or just the path) "
+            "or a PostgreSQL database (postgresql+psycopg://user@host/db)"),
     Setting("TIME_SCALE", _positive, "a number greater than 0, e.g. 1 or 0.01"),
     Setting("SEED", _text, "any text"),
     Setting("USERNAME", _text, "any text"),
@@ -140,6 +145,11 @@ _BY_KEY = {setting.key: setting for setting in SETTINGS}
 COMMAND_LINE = ("HOST", "PORT", "WORKERS", "CERT", "KEY")
 # The test suite's own switches.
 TEST_PREFIX = PREFIX + "TEST_"
+
+
+def setting(key: str) -> Setting:
+    """The setting read from `FAKEPROC_<key>` (and from the option of the same name)."""
+    return _BY_KEY[key]
 
 
 def check(config: MutableMapping[str, Any], given: Mapping[str, str] | None = None) -> None:
@@ -192,8 +202,10 @@ def shown(value: Any, key: str = "") -> str:
 
 
 def safe_url(text: str) -> str:
-    """A database URL with its password hidden (as given when it does not parse)."""
+    """A database URL as given, its password hidden (all before the host when it does not
+    parse)."""
     try:
-        return make_url(text).render_as_string(hide_password=True)
-    except ArgumentError:
+        url = make_url(text)
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         return text.split("@")[-1] if "@" in text else text
+    return url.render_as_string(hide_password=True) if url.password else text

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -228,6 +229,31 @@ def test_the_banner_says_what_runs_where(tmp_path):
     assert "  time       scale 0.01: Twilio's 10 s connector timeout lasts 0.1 s" in log
     assert "  workers    1 (gunicorn, gevent)" in log
     assert "Listening at" not in log and all(line.strip() for line in log.splitlines())
+
+
+def test_ctrl_c_ends_the_server_without_a_traceback(tmp_path):
+    port = free_port()
+    with open(tmp_path / "quit.log", "wb") as log:
+        # A session of its own, so that SIGINT reaches master and worker as a terminal's does.
+        server = subprocess.Popen(serve_command(port, tmp_path / "quit.db"), stdout=log,
+                                  stderr=subprocess.STDOUT, start_new_session=True,
+                                  env=environment(FAKEPROC_TIME_SCALE=str(TEST_SCALE)))
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                try:
+                    if requests.get(f"http://127.0.0.1:{port}/api/health", timeout=1).ok:
+                        break
+                except requests.ConnectionError:
+                    time.sleep(0.1)
+            os.killpg(server.pid, signal.SIGINT)
+            assert server.wait(10) == 0
+        finally:
+            if server.poll() is None:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait(5)
+    text = (tmp_path / "quit.log").read_text()
+    assert "is serving" in text and "Traceback" not in text and "SystemExit" not in text, text
 
 
 @pytest.mark.postgres

@@ -10,15 +10,15 @@ from __future__ import annotations
 import copy
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
 from flask.cli import ScriptInfo, routes_command, run_command, shell_command
 
 from ..config import package_version
-from ..settings import SettingError, StartupError, shown, unknown_variables
+from ..settings import SettingError, StartupError, setting, shown, unknown_variables
 from ..settings import check_environment as settings_check_environment
-from ..settings import database_url as parse_database_url
 
 
 def build_app() -> Any:
@@ -64,21 +64,38 @@ def warn(message: str) -> None:
 
 
 def check_environment() -> None:
-    """Before a command builds the app: a warning for each FAKEPROC_* variable fakeproc does
-    not read, and a SettingError for the first known one that does not parse."""
-    for line in unknown_variables():
-        warn(line)
+    """Before a command builds the app: a SettingError for the first FAKEPROC_* variable
+    that does not parse (the unknown ones were warned about as the command started)."""
     settings_check_environment()
 
 
-def database_url_option(_ctx: Any, _param: Any, value: str | None) -> str | None:
-    """--database-url / FAKEPROC_DATABASE_URL, parsed (a relative SQLite path made absolute)."""
-    try:
-        return parse_database_url(value)
-    except ValueError:
-        raise click.BadParameter("not a database URL (sqlite:///path or "
-                                 "postgresql+psycopg://user@host/db) nor a SQLite file path")\
-            from None
+def from_settings(key: str) -> Callable[[Any, Any, Any], Any]:
+    """A click callback that parses an option as its `FAKEPROC_<key>` variable is parsed, and
+    refuses it in the same words."""
+    known = setting(key)
+
+    def parse(_ctx: Any, _param: Any, value: Any) -> Any:
+        if value is None:
+            return None
+        try:
+            return known.parse(value)
+        except (ValueError, TypeError, OverflowError):
+            raise click.BadParameter(known.accepts) from None
+    return parse
+
+
+# --database-url / FAKEPROC_DATABASE_URL, parsed (a relative SQLite path made absolute).
+database_url_option = from_settings("DATABASE_URL")
+
+
+def _accepts(param: click.Parameter) -> str | None:
+    """What an option of a plain click type accepts, in the words the settings use."""
+    kind = param.type
+    if isinstance(kind, click.IntRange) and kind.min is not None and kind.max is not None:
+        return f"a whole number from {kind.min} to {kind.max}"
+    if isinstance(kind, click.types.BoolParamType):
+        return "true or false"
+    return None
 
 
 def usage_message(error: click.UsageError, argv: list[str]) -> str:
@@ -93,7 +110,7 @@ def usage_message(error: click.UsageError, argv: list[str]) -> str:
             where = f"{envvar}={shown(os.environ[envvar], envvar)}"
         else:
             where = "/".join(param.opts) if param.opts else (param.name or "value")
-        return f"{where} is not valid: {error.message}"
+        return f"{where} is not valid: {_accepts(param) or error.message}"
     command = error.ctx.command_path if error.ctx else "fakeproc"
     return f"{error.format_message()} (see {command} --help)"
 
@@ -103,6 +120,10 @@ def usage_message(error: click.UsageError, argv: list[str]) -> str:
                       message="%(prog)s %(version)s")
 def main() -> None:
     """fakeproc: a fake payment processor for Twilio's Generic Pay Connector."""
+    # Before the command reads its options: a misspelt variable is worth hearing of most when
+    # an option then fails.
+    for line in unknown_variables():
+        warn(line)
 
 
 def _hidden(command: click.Command) -> click.Command:

@@ -55,13 +55,16 @@ def _store(database_url: str | None, migrate: bool) -> Iterator[tuple[Any, str]]
     from .. import create_app
     from ..startup import describe_database
     from ..store.models import db as models
+    from ..store.schema import in_reach
+
     check_environment()
     config: dict[str, Any] = {"AUTO_MIGRATE": migrate}
     if database_url:
         config["DATABASE_URL"] = database_url
     app = create_app(config)
-    with app.app_context():
+    url = app.config["SQLALCHEMY_DATABASE_URI"]
+    with app.app_context(), in_reach(url):
         try:
-            yield app, describe_database(app.config["SQLALCHEMY_DATABASE_URI"])
+            yield app, describe_database(url)
         finally:
             models.engine.dispose()

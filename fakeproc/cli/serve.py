@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 import logging
-import math
 import sys
 
 import click
 
-from . import check_environment, database_url_option
-
-
-def _scale(value: float | None) -> float | None:
-    if value is not None and not (math.isfinite(value) and value > 0):
-        raise click.BadParameter("a number greater than 0, e.g. 1 or 0.01")
-    return value
+from . import check_environment, database_url_option, from_settings
 
 
 @click.command()
@@ -34,8 +27,8 @@ def _scale(value: float | None) -> float | None:
 @click.option("--behind-proxy", is_flag=True, envvar="FAKEPROC_PROXY_FIX",
               help="Honour X-Forwarded-For/-Proto/-Host from one proxy or tunnel in front; "
                    "the panel and the API are then locked.")
-@click.option("--time-scale", type=float, envvar="FAKEPROC_TIME_SCALE", default=None,
-              callback=lambda _ctx, _param, value: _scale(value),
+@click.option("--time-scale", metavar="SCALE", envvar="FAKEPROC_TIME_SCALE",
+              callback=from_settings("TIME_SCALE"),
               help="Multiply every delay, hang and the connector timeout (tests: 0.01).")
 @click.option("--access-log", is_flag=True, help="Log every request line to stderr.")
 def serve(host: str, port: int, database_url: str | None, workers: int | None,

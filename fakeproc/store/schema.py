@@ -60,8 +60,16 @@ def prepare(app: Flask, first_start: Callable[[], None]) -> None:
     processes. A database out of reach (refused, unwritable, not a database) is a
     StartupError."""
     url = app.config["SQLALCHEMY_DATABASE_URI"]
-    try:
+    with in_reach(url):
         _prepare(app, url, first_start)
+
+
+@contextmanager
+def in_reach(url: str) -> Iterator[None]:
+    """Turn a database out of reach (refused, unwritable, not a database) into a one-line
+    StartupError that names it without its password."""
+    try:
+        yield
     except (SQLAlchemyError, OSError) as error:
         raise StartupError(f"cannot use the database {safe_url(url)}: {_reason(error)}") \
             from error
