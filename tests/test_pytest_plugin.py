@@ -220,7 +220,7 @@ def test_settings(fakeproc_server, fakeproc_app, fakeproc_payload):
     assert ok.json()["charge_id"]
 
 def test_seeded_payloads_repeat(fakeproc_payload):
-    from fakeproc.payloads import Payloads
+    from fakeproc.testing.payloads import Payloads
     assert fakeproc_payload() == Payloads(42)()
 ''')
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
