@@ -48,6 +48,15 @@ def test_fakeproc_with_replay_passes_every_check(server):
     assert report.passed and "10 passed, 0 failed" in report.render()
 
 
+def test_fakeproc_with_duplicate_error_passes_every_check_as_twilio_judges_it(server, client):
+    """A retry refused as a duplicate, with the original id, is the other answer the Generic
+    Pay Connector allows; the call emulator takes it as the charge too."""
+    client.patch("/api/connectors/Default", json={"idempotency": "duplicate_error"})
+    report = check(server.url, time_scale=SCALE)
+    assert set(statuses(report).values()) == {PASS}, report.render()
+    assert "refused as a duplicate with the original charge_id" in report.render()
+
+
 def test_fakeproc_with_reprocess_fails_the_idempotency_checks(server, client):
     client.patch("/api/connectors/Default", json={"idempotency": "reprocess"})
     report = check(server.url, time_scale=SCALE)

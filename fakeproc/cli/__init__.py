@@ -1,4 +1,5 @@
-"""The `fakeproc` command: `serve`, `demo`, `pay`, `check`, and `db` for the store's schema.
+"""The `fakeproc` command: `serve`, `demo`, `pay`, `check`, `call`, and `db` for the store's
+schema.
 
 Nothing here builds the app or touches a database until a command that needs one runs, so
 `--help`, `--version`, `pay` and `check` leave no file behind. Every refusal is one line on
@@ -132,11 +133,12 @@ def _hidden(command: click.Command) -> click.Command:
     return hidden
 
 
+from .call import call  # noqa: E402
 from .schema import db  # noqa: E402
 from .serve import serve  # noqa: E402
 from .traffic import check, demo, pay  # noqa: E402
 
-for _command in (serve, demo, pay, check, db):
+for _command in (serve, demo, pay, check, call, db):
     main.add_command(_command)
 # Flask's own, for debugging: they work, they are not advertised.
 for _command in (run_command, shell_command, routes_command):

@@ -9,7 +9,17 @@ other, the store and fakeproc's shared leaves, never the control layer, the web 
 side. Twilio's side uses only what this package exports below.
 """
 
-from .cards import BRANDS, TEST_BANK_ACCOUNTS, TEST_CARDS, card_brand, luhn_valid, mask, redact_pans
+from .cards import (
+    BRANDS,
+    TEST_BANK_ACCOUNTS,
+    TEST_CARDS,
+    aba_routing_valid,
+    card_brand,
+    card_types,
+    luhn_valid,
+    mask,
+    redact_pans,
+)
 
-__all__ = ["BRANDS", "TEST_BANK_ACCOUNTS", "TEST_CARDS", "card_brand", "luhn_valid", "mask",
-           "redact_pans"]
+__all__ = ["BRANDS", "TEST_BANK_ACCOUNTS", "TEST_CARDS", "aba_routing_valid", "card_brand",
+           "card_types", "luhn_valid", "mask", "redact_pans"]

@@ -71,6 +71,16 @@ def card_brand(number: str) -> str | None:
     return None
 
 
+def card_types(number: str) -> tuple[str, ...]:
+    """Every card type whose length and prefix rules (the `<Pay>` page's validCardTypes
+    table, plus unionpay) a number meets; a number may meet several (6011…: discover and
+    maestro)."""
+    if not is_digits(number):
+        return ()
+    return tuple(dict.fromkeys(brand for brand, prefixes, lengths in _BRAND_RULES
+                               if len(number) in lengths and number.startswith(prefixes)))
+
+
 def aba_routing_valid(number: str) -> bool:
     """True for a 9-digit routing number whose 3-7-1 weighted checksum holds."""
     if len(number) != 9 or not is_digits(number):

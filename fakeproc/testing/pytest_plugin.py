@@ -181,6 +181,36 @@ def fakeproc_payload(pytestconfig: pytest.Config, request: pytest.FixtureRequest
     return Payloads(int(seed) if seed else _stable_seed(request.node.nodeid))
 
 
+@pytest.fixture
+def twilio_call(fakeproc_server: FakeprocServer, fakeproc_time_scale: float) -> Any:
+    """Play Twilio for one call to a TwiML app: `twilio_call(app, "/voice", press=[...])`.
+
+    `app` is a WSGI app (a Flask app, pytest-flask's `app`), called in this process, or a base
+    URL. Pay Connectors send to this session's fakeproc unless `processor=` or
+    `connectors={name: url}` say otherwise; other options are `fakeproc call`'s (`live`,
+    `strict`, `auth_token`, `method`, `caller_id`, `called`, `time_scale`). Returns a
+    `CallResult` (`.result`, `.said`, `.action_params`, …, `assert_result(...)`)."""
+    from urllib.parse import urljoin
+
+    from ..twilio.call import CallOptions, CallResult, HttpApp, WsgiApp, place_call
+
+    def place(app: Any, path: str = "/", press: Any = (), **options: Any) -> CallResult:
+        if isinstance(app, str):
+            transport, url = HttpApp(), urljoin(app, path)
+        else:
+            transport, url = WsgiApp(app), urljoin("http://localhost/", path)
+        options.setdefault("processor", fakeproc_server.url)
+        options.setdefault("time_scale", fakeproc_time_scale)
+        if fakeproc_server.auth and options["processor"] == fakeproc_server.url:
+            user, password = fakeproc_server.auth
+            default = f"http://{user}:{password}@{fakeproc_server.host}:" \
+                      f"{fakeproc_server.port}/connectors/Default/"
+            options["connectors"] = {"Default": default, **options.get("connectors", {})}
+        return CallResult(place_call(transport, url, list(press), CallOptions(**options)))
+
+    return place
+
+
 def _stable_seed(text: str) -> int:
     import zlib
 

@@ -15,6 +15,7 @@ from urllib.parse import urlencode, urlsplit
 from ..processor import card_brand, mask
 
 SUCCESS = "success"
+DUPLICATE = "duplicate_transaction"
 CONNECTOR_ERROR = "payment-connector-error"
 # PayErrorCode, from Twilio's error dictionary. The <Pay> page names the field, not the values.
 DECLINED_CHARGE = "64008"  # Pay: Payment Gateway rejected charge creation
@@ -70,6 +71,10 @@ def _judge(method: str | None, attempts: Sequence[AttemptLike],
         connector = {"ConnectorError": code} if code else {}
         return HTTP_FAILURE, {**connector, **_error(
             HTTP_STATUS, f"the payment processor answered HTTP {last.status}")}
+    if code == DUPLICATE and len(attempts) > 1 and _usable_id(answer, key):
+        # A retry refused as a duplicate, with the original id: the charge (or token) was
+        # made; the Generic Pay Connector page lets a processor answer a retry either way.
+        return None, {_confirmation(key): str(answer[key]), "ConnectorError": code}
     if code:
         return DECLINED, {"ConnectorError": code,
                           **_error(DECLINED_TOKEN if key == "token_id" else DECLINED_CHARGE,
@@ -78,14 +83,21 @@ def _judge(method: str | None, attempts: Sequence[AttemptLike],
         reason = "not JSON" if answer is None else "not a JSON object"
     elif key not in answer:
         reason = f"{key} is missing"
-    elif isinstance(answer[key], bool) or not isinstance(answer[key], (str, int)) \
-            or answer[key] == "":
+    elif not _usable_id(answer, key):
         reason = f"{key} is {json.dumps(answer[key])} and error_code is not set"
     else:
-        confirmation = "PaymentToken" if key == "token_id" else "PaymentConfirmationCode"
-        return None, {confirmation: str(answer[key])}
+        return None, {_confirmation(key): str(answer[key])}
     return BAD_ANSWER, _error(BROKEN_ANSWER, f"the payment processor's answer is unusable: "
                                              f"{reason}")
+
+
+def _usable_id(answer: Any, key: str) -> bool:
+    value = answer.get(key) if isinstance(answer, dict) else None
+    return not isinstance(value, bool) and isinstance(value, (str, int)) and value != ""
+
+
+def _confirmation(key: str) -> str:
+    return "PaymentToken" if key == "token_id" else "PaymentConfirmationCode"
 
 
 def _error_code(answer: Any) -> str | None:
