@@ -4,13 +4,12 @@ fixture: the app runs in this process, the processor is the plugin's own fakepro
 
 from __future__ import annotations
 
-import base64
 import re
 import time
 from typing import Any
 
 import pytest
-from call_apps.scripted import AUTH_TOKEN, Scripted
+from call_apps.scripted import Scripted
 
 VISA, CVV, EXPIRY, ZIP = "4111111111111111", "123", "1230", "94111"
 CARD_PRESSES = [VISA + "#", EXPIRY, CVV, ZIP]
