@@ -548,6 +548,58 @@ def test_cli_exits_1_when_the_action_url_fails(server):
     assert "Result=success" in result.output and "action URL: failed" in result.output
 
 
+# -- pay is a call with one <Pay>: Twilio's own checks come first ---------------------------
+
+def count_transactions(server: LiveServer) -> int:
+    return len(requests.get(server.url + "/api/transactions", timeout=5).json()["data"])
+
+
+def test_cli_amount_0_tokenizes_as_pay_does(server):
+    result = pay(server.url, "--card", VISA, "--expiry", "12/30", "--amount", "0")
+    assert result.exit_code == 0, result.output
+    assert "Result=success" in result.output
+    assert re.search(r"^PaymentToken=tok_[0-9a-f]{32}$", result.output, re.MULTILINE)
+    assert result.output.startswith("tokenize PK")
+
+
+@pytest.mark.parametrize("amount", ["-0.5", "1000001", "lots"])
+def test_cli_an_amount_pay_refuses_never_reaches_the_processor(server, amount):
+    result = pay(server.url, "--card", VISA, "--expiry", "12/30", f"--amount={amount}")
+    assert result.exit_code == 1, result.output
+    assert "Result=validation-error" in result.output
+    assert f"PaymentError=chargeAmount='{amount}'" in result.output
+    assert count_transactions(server) == 0
+
+
+def test_cli_twilio_s_test_mode_blocks_other_cards_itself(server):
+    blocked = pay(server.url, "--card", LIVE_VISA, "--expiry", "12/30", "--amount", "5")
+    assert blocked.exit_code == 1
+    assert "Result=payment-connector-error" in blocked.output
+    assert "PaymentError=TEST mode: card xxxx-xxxx-xxxx-4242" in blocked.output
+    assert count_transactions(server) == 0
+    lifted = pay(server.url, "--card", LIVE_VISA, "--expiry", "12/30", "--amount", "5",
+                 "--live")
+    assert "ConnectorError=test_mode_live_card" in lifted.output  # the processor's own check
+    assert count_transactions(server) == 1
+
+
+def test_cli_an_entry_pay_refuses_ends_in_too_many_failed_attempts(server):
+    result = pay(server.url, "--card", VISA, "--expiry", "12/30", "--cvv", "12",
+                 "--amount", "5")
+    assert result.exit_code == 1
+    assert "Result=too-many-failed-attempts" in result.output
+    assert "PaymentError=invalid-security-code" in result.output
+    assert count_transactions(server) == 0
+
+
+def test_cli_a_slow_charge_refused_as_a_duplicate_on_retry_is_a_success(server, client):
+    client.patch("/api/connectors/Default", json={"idempotency": "duplicate_error"})
+    result = pay(server.url, "--card", VISA, "--expiry", "12/30", "--amount", "4012.00")
+    assert result.exit_code == 0, result.output
+    assert "Result=success" in result.output
+    assert "ConnectorError=duplicate_transaction" in result.output
+
+
 @pytest.mark.parametrize("args,message", [
     (["--card", VISA, "--expiry", "12/30"], "--amount"),
     (["--card", VISA, "--expiry", "12/30", "--amount", "1", "--tokenize"], "--amount"),

@@ -134,9 +134,10 @@ def _hidden(command: click.Command) -> click.Command:
 
 
 from .call import call  # noqa: E402
+from .pay import pay  # noqa: E402
 from .schema import db  # noqa: E402
 from .serve import serve  # noqa: E402
-from .traffic import check, demo, pay  # noqa: E402
+from .traffic import check, demo  # noqa: E402
 
 for _command in (serve, demo, pay, check, call, db):
     main.add_command(_command)

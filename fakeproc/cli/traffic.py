@@ -1,5 +1,5 @@
-"""The commands that send traffic: `demo` (realistic payments into a store), `pay` (one payment
-as Twilio sends it) and `check` (is a processor endpoint what Twilio expects?).
+"""The commands that send traffic: `demo` (realistic payments into a store) and `check` (is a
+processor endpoint what Twilio expects?), and what `pay` and `call` share with them.
 
 `pay` and `check` ask the server's `/api/health` for its time scale first, so that Twilio's
 timeout means on both sides what it means to the server; every duration they print is real.
@@ -11,7 +11,7 @@ import json
 import math
 import sys
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 import click
@@ -19,9 +19,6 @@ from click.core import ParameterSource
 
 from ..config import DEFAULT_TIMEOUT_SECONDS
 from . import check_environment, database_url_option
-
-if TYPE_CHECKING:
-    from ..twilio import Payment
 
 
 def _scale(_ctx: Any, _param: Any, value: float | None) -> float | None:
@@ -103,77 +100,6 @@ class Progress:
 
 @click.command()
 @click.argument("url")
-@click.option("--card", "card_number", metavar="NUMBER", help="Card number (a card payment).")
-@click.option("--expiry", metavar="MM/YY", help="Card expiry, MM/YY or MM/YYYY.")
-@click.option("--cvv", help="Card security code; leave out for <Pay securityCode=\"false\">.")
-@click.option("--postal-code", help="Card postal code.")
-@click.option("--ach", is_flag=True, help="An ACH debit: give --account and --routing.")
-@click.option("--account", metavar="NUMBER", help="Bank account number (ACH).")
-@click.option("--routing", metavar="NUMBER", help="Bank routing number (ACH).")
-@click.option("--account-type", default="consumer-checking", show_default=True,
-              type=click.Choice(["consumer-checking", "consumer-savings",
-                                 "commercial-checking"]), help="<Pay> bankAccountType (ACH).")
-@click.option("--amount", help="Amount to charge, e.g. 10.00 (not with --tokenize).")
-@click.option("--currency", default="USD", show_default=True)
-@click.option("--description", help="<Pay> description.")
-@click.option("--tokenize", is_flag=True, help="Ask for a token instead of a charge.")
-@click.option("--username", envvar="FAKEPROC_USERNAME", help="The connector's username.")
-@click.option("--password", envvar="FAKEPROC_PASSWORD", help="The connector's password.")
-@click.option("--parameter", "parameters", multiple=True, metavar="KEY=VALUE",
-              help="A custom <Parameter> sent to the processor; repeat for more.")
-@click.option("--transaction-id", help="Default: a fresh PK… id.")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=10.0,
-              show_default=True, help="Seconds Twilio waits for each attempt (before scaling).")
-@click.option("--retries", type=click.IntRange(0, 100), default=5, show_default=True,
-              help="Retries after a timeout or a broken connection.")
-@click.option("--time-scale", type=float, default=None, callback=_scale,
-              help="Multiplies the timeout; default: the scale the fakeproc at URL reports "
-                   "(1 for any other processor).")
-@click.option("--action-url", help="POST the fields, form-encoded, to this <Pay> action URL.")
-@click.option("--auth-token", help="Sign the action-URL request (X-Twilio-Signature).")
-@click.option("--json", "as_json", is_flag=True, help="Print the payment as JSON.")
-def pay(url: str, card_number: str | None, expiry: str | None, cvv: str | None,
-        postal_code: str | None, ach: bool, account: str | None, routing: str | None,
-        account_type: str, amount: str | None, currency: str, description: str | None,
-        tokenize: bool, username: str | None, password: str | None,
-        parameters: tuple[str, ...], transaction_id: str | None, timeout: float, retries: int,
-        time_scale: float | None, action_url: str | None, auth_token: str | None,
-        as_json: bool) -> None:
-    """Act as Twilio's Generic Pay Connector: send one <Pay> payment to the processor at URL,
-    retry as Twilio does, and print what the <Pay> action URL would receive.
-
-    Exits 0 when Result is success (and the action URL, if given, answered 2xx), else 1."""
-    from ..twilio import BankAccount, Card, Connector
-
-    if tokenize == (amount is not None):
-        raise click.UsageError("give --amount for a charge, or --tokenize without one")
-    if ach:
-        if card_number or not (account and routing):
-            raise click.UsageError("--ach takes --account and --routing, not --card")
-        payment: Card | BankAccount = BankAccount(account, routing, account_type)
-    else:
-        if not (card_number and expiry):
-            raise click.UsageError("a card payment needs --card and --expiry (or use --ach)")
-        payment = Card(card_number, *_expiry(expiry), cvv=cvv, postal_code=postal_code)
-    _check_url(url)
-    scale = _agreed_scale(url, time_scale)
-    connector = Connector(url, username, password, timeout, retries, scale)
-    body = connector.build("tokenize" if tokenize else "charge", payment, amount, currency,
-                           description, _pairs(parameters), transaction_id)
-    done = connector.pay(body, action_url, bank_account_type=account_type if ach else None,
-                         auth_token=auth_token)
-    if as_json:
-        click.echo(json.dumps(done.to_dict(), indent=2))
-    else:
-        for line in _report(done, url, timeout, scale):
-            click.echo(line)
-    action_ok = not action_url or (done.action_response is not None
-                                   and 200 <= done.action_response[0] < 300)
-    click.get_current_context().exit(0 if done.result == "success" and action_ok else 1)
-
-
-@click.command()
-@click.argument("url")
 @click.option("--username", help="Basic-auth username of the connector.")
 @click.option("--password", help="Basic-auth password of the connector.")
 @click.option("--time-scale", type=float, default=None, callback=_scale,
@@ -236,42 +162,3 @@ def _clock(configured: float, scale: float) -> str:
     if math.isclose(scale, 1.0):
         return f"{real:g} s"
     return f"{real:g} s (Twilio's {configured:g} s at time scale {scale:g})"
-
-
-def _expiry(text: str) -> tuple[int, int]:
-    month, _, year = text.partition("/")
-    if not (month.isdigit() and year.isdigit() and 1 <= len(month) <= 2
-            and len(year) in (2, 4)):
-        raise click.BadParameter("MM/YY or MM/YYYY, e.g. 12/30", param_hint="--expiry")
-    return int(month), int(year)
-
-
-def _pairs(parameters: tuple[str, ...]) -> dict[str, str]:
-    pairs = {}
-    for item in parameters:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--parameter")
-        pairs[key] = value
-    return pairs
-
-
-def _report(payment: Payment, url: str, timeout: float, scale: float) -> list[str]:
-    """The attempt timeline (real seconds) and the action-URL fields, for people."""
-    shown = payment.to_dict()
-    lines = [f"{payment.method} {payment.transaction_id} to {url}: each attempt given "
-             f"{_clock(timeout, scale)}"]
-    first = payment.attempts[0].started_at
-    for attempt, row in zip(payment.attempts, shown["attempts"], strict=True):
-        what = f"HTTP {row['status']}" if attempt.answered else row["outcome"]
-        body = " ".join(row["body"].split())
-        body = body if len(body) <= 200 else body[:199] + "…"
-        offset = (attempt.started_at - first).total_seconds()
-        lines.append(f"  attempt {attempt.number} at +{offset:.3f} s: {what} after "
-                     f"{attempt.elapsed:.3f} s" + (f"  {body}" if body else ""))
-    lines += [f"{name}={value}" for name, value in payment.fields.items()]
-    if shown["action_url"] is not None:
-        action = shown["action_url"]
-        lines.append(f"action URL: HTTP {action['status']}" if "status" in action
-                     else f"action URL: failed: {action['error']}")
-    return lines

@@ -54,9 +54,23 @@ class Caller:
         self._presses = [p if isinstance(p, Press) else parse_press(p) for p in presses]
         self.used = 0
 
-    def answer(self) -> Press:
+    def answer(self, step: str | None = None) -> Press:
+        """The next press (`step` names the input point: a `<Pay>` step, or `gather`)."""
         if self.used >= len(self._presses):
             return Press()
         press = self._presses[self.used]
         self.used += 1
         return press
+
+
+class Repeating(Caller):
+    """A caller who knows one entry per `<Pay>` step and keys it again whenever that step is
+    asked again (the caller `fakeproc pay` plays)."""
+
+    def __init__(self, entries: dict[str, str]):
+        super().__init__([])
+        self.entries = entries
+
+    def answer(self, step: str | None = None) -> Press:
+        entry = self.entries.get(step or "")
+        return parse_press(entry) if entry else Press()

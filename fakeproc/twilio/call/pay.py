@@ -21,8 +21,6 @@ from .session import Session
 from .twiml import Node
 from .webhooks import is_private, resolve
 
-CONNECTOR_TIMEOUT = 10.0  # Twilio gives a processor 10 s (configured; scaled like the rest)
-CONNECTOR_RETRIES = 5
 _SECRET_STEPS = {"payment-card-number": 4, "bank-account-number": 2, "security-code": 0}
 
 
@@ -107,7 +105,7 @@ class PayRun:
             self.play(prompt.node.children, prompt=moment.step)
         else:
             self.session.say(default_phrase(moment), prompt=moment.step, default=True)
-        press = self.session.caller.answer()
+        press = self.session.caller.answer(moment.step)
         if press.silent:
             self.session.wait(self.verb.timeout)
         self.session.event("press", step=moment.step, keys=_shown_press(moment.step, press))
@@ -140,6 +138,7 @@ class PayRun:
             return self._end(rules.INTERNAL_ERROR, action, PaymentError=str(error))
         payment = connector.pay(body, bank_account_type=self.verb.bank_account_type
                                 if self.verb.payment_method == rules.ACH else None)
+        self.session.payments.append(payment)
         for attempt in payment.attempts:
             row = {"number": attempt.number, "outcome": attempt.outcome,
                    "status": attempt.status, "elapsed": round(attempt.elapsed, 3)}
@@ -172,8 +171,8 @@ class PayRun:
                              f"{parts._replace(netloc=parts.hostname or '').geturl()}")
         plain = urlunsplit(parts._replace(netloc=parts.hostname + (
             f":{parts.port}" if parts.port else "")))
-        connector = Connector(plain, parts.username, parts.password, CONNECTOR_TIMEOUT,
-                              CONNECTOR_RETRIES, options.time_scale)
+        connector = Connector(plain, parts.username, parts.password, options.connector_timeout,
+                              options.connector_retries, options.time_scale)
         # The transaction page shows the user agent: the call leads to its payment and back.
         connector.headers["User-Agent"] = f"fakeproc-call CallSid={self.session.call_sid}"
         if verb.payment_method == rules.ACH:
@@ -186,7 +185,8 @@ class PayRun:
                            self.captured.get("security-code"), self.captured.get("postal-code"))
         amount = f"{verb.charge_amount}" if verb.method == "charge" else None
         body = connector.build(verb.method, payment, amount, verb.currency, verb.description,
-                               verb.parameters or None)
+                               verb.parameters or None,
+                               None if self.session.payments else options.transaction_id)
         return connector, body
 
     # -- telling the app ---------------------------------------------------------------------
@@ -232,6 +232,7 @@ class PayRun:
             method = {"PaymentMethod": self.verb.payment_method} if self.verb else {}
             fields = {"Result": result, **error, **method, **self._shown(callback=False)}
         self.record.update(result=result, action_params=fields)
+        self.session.outcomes.append(fields)
         self.session.event("pay_result", result=result,
                            error=fields.get("PaymentError") or None)
         return PayOutcome(result, fields, action, goes_on, self.record)

@@ -36,10 +36,12 @@ class Loaded:
     verbs: list[Node]
 
 
-def place_call(transport: Transport, url: str, presses: Sequence[Any],
+def place_call(transport: Transport, url: str, presses: Sequence[Any] | Caller,
                options: CallOptions | None = None) -> Session:
-    """Play one call to the app at `url` with the scripted presses; the finished session."""
-    session = Session(transport, Caller(list(presses)), options or CallOptions())
+    """Play one call to the app at `url` with the scripted presses (or a caller of its own);
+    the finished session."""
+    caller = presses if isinstance(presses, Caller) else Caller(list(presses))
+    session = Session(transport, caller, options or CallOptions())
     Call(session).run(Fetch(session.options.method, url, {}, "voice URL"))
     return session
 
@@ -112,7 +114,7 @@ class Call:
     def _gather(self, verb: Node, document: str) -> Fetch | None | bool:
         """The caller's keys posted to the action; False: nothing entered, go on."""
         self.play([node for node in verb.children if node.name in ("Say", "Play", "Pause")])
-        press = self.session.caller.answer()
+        press = self.session.caller.answer("gather")
         if press.hangup:
             self.session.hang_up()
             self.session.event("press", step="gather", keys="hangup")

@@ -29,6 +29,10 @@ class CallOptions:
     live: bool = False  # lift TEST mode's allow-list of test cards and accounts
     time_scale: float = 1.0
     strict: bool = False  # an http action URL is a validation error even on this machine
+    # The Generic Pay Connector's: 10 s for each attempt (configured), then 5 retries.
+    connector_timeout: float = 10.0
+    connector_retries: int = 5
+    transaction_id: str | None = None  # the first <Pay>'s, instead of a fresh PK… id
 
 
 class Session:
@@ -45,6 +49,8 @@ class Session:
         self.pays: list[dict[str, Any]] = []
         self.warnings: list[str] = []
         self.error: str | None = None  # why the call failed (an application error)
+        self.payments: list[Any] = []  # each <Pay>'s exchange with the processor, if any
+        self.outcomes: list[dict[str, str]] = []  # each <Pay>'s fields for its action URL
         self._started = time.monotonic()
 
     def standard(self) -> dict[str, str]:
