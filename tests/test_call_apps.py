@@ -5,10 +5,12 @@ HTTP), against the plugin's fakeproc."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
 from call_apps import ach_prompts, hand_written, helper_library
+from call_apps.scripted import Scripted
 from click.testing import CliRunner
 
 from fakeproc.cli import main
@@ -144,3 +146,80 @@ def test_every_app_hangs_up_cleanly_mid_payment(twilio_call, module, presses):
     call = twilio_call(module.create_app(), "/voice", press=presses)
     call.assert_completed()
     call.assert_result("caller-hung-up")
+
+
+# -- the command itself -------------------------------------------------------------------------
+
+def test_the_command_prints_one_line_per_event(fakeproc_server):
+    with LiveServer(hand_written.create_app()) as served:
+        result = CliRunner().invoke(main, ["call", served.url + "/voice", "--processor",
+                                           fakeproc_server.url, "--press", "7#",
+                                           "--press", VISA, "--press", EXPIRY])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert re.fullmatch(r"call CA[0-9a-f]{32} from \+15005550006 to \+15005550001 "
+                        r"\(time scale 0\.01\)", lines[0])
+    assert all(re.match(r"^ *\d+\.\d{3} s  ", line) for line in lines[1:]), lines
+    text = result.stdout
+    for expected in ("POST " + served.url + "/voice (voice URL): HTTP 200",
+                     "say 'You are giving 7 dollars.'",
+                     "caller presses ************1111 at payment-card-number",
+                     "say [payment-card-number, default] 'Please enter your card number",
+                     "processor attempt 1: HTTP 200 after",
+                     "<Pay> Result=success",
+                     "(pay action): HTTP 200  Result=success", "hangup", "end: status=completed"):
+        assert expected in text, expected
+    assert VISA not in text
+
+
+def test_the_command_takes_the_processor_s_time_scale_and_a_connector_s_credentials(
+        fakeproc, fakeproc_server):
+    fakeproc.add_connector("Vault", username="twilio", password="pw")
+    app = Scripted({"/voice": '<Response><Pay paymentConnector="Vault" chargeAmount="5" '
+                              'action="/done"/></Response>', "/done": "<Response/>"})
+    url = fakeproc_server.url.replace("http://", "http://twilio:pw@") + "/connectors/Vault/"
+    status, report = cli_call(app, "/voice", [VISA, EXPIRY, CVV, ZIP], fakeproc_server.url,
+                              "--connector", f"Vault={url}")
+    assert status == 0, report
+    assert report["pays"][0]["result"] == "success"
+    assert fakeproc.transactions()[0]["connector"] == "Vault"
+    status, report = cli_call(app, "/voice", [VISA, EXPIRY, CVV, ZIP], fakeproc_server.url)
+    assert report["pays"][0]["action_params"]["ConnectorError"] == "unauthorized"
+
+
+def test_the_command_exits_1_on_an_application_error_or_a_failing_status_callback(
+        fakeproc_server):
+    broken = Scripted({"/voice": ("oops", 500)})
+    status, report = cli_call(broken, "/voice", [], fakeproc_server.url)
+    assert status == 1 and report["status"] == "failed"
+    assert report["error"].endswith("/voice answered HTTP 500: oops")
+    failing = Scripted({"/voice": '<Response><Pay chargeAmount="5" action="/done" '
+                                  'statusCallback="/status"/></Response>',
+                        "/status": ("", 500), "/done": "<Response/>"})
+    status, report = cli_call(failing, "/voice", [VISA, EXPIRY, CVV, ZIP], fakeproc_server.url)
+    assert status == 1 and report["status"] == "completed"
+    assert report["pays"][0]["result"] == "success"
+    assert report["warnings"][0].endswith("/status answered HTTP 500")
+
+
+def test_the_json_report_has_the_contract_s_shape(fakeproc_server):
+    status, report = cli_call(hand_written.create_app(), "/voice", ["7#", VISA, EXPIRY],
+                              fakeproc_server.url)
+    assert status == 0
+    assert set(report) >= {"call_sid", "status", "error", "said", "events", "requests", "pays"}
+    assert all({"t", "kind"} <= set(event) for event in report["events"])
+    assert all(set(request) == {"url", "method", "params", "status"}
+               for request in report["requests"])
+    (pay,) = report["pays"]
+    assert set(pay) == {"result", "action_params", "status_callbacks", "connector_attempts"}
+    assert all({"number", "outcome", "status", "elapsed"} <= set(attempt)
+               for attempt in pay["connector_attempts"])
+    assert pay["action_params"] == report["requests"][-1]["params"]  # the action, last
+
+
+def test_a_bad_press_is_one_line_and_exit_2():
+    result = CliRunner().invoke(main, ["call", "http://127.0.0.1:9/", "--press", "12a"])
+    assert result.exit_code == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.endswith(" call: --press is not valid: '12a' is not a press: digits (a "
+                         "trailing # or * allowed), *, silence or hangup")

@@ -270,3 +270,58 @@ def test_the_readme_shows_the_examples_that_run():
     root = Path(__file__).resolve().parent.parent
     example = (root / "tests" / "examples" / "test_pay_flows.py").read_text()
     assert example[example.index("import pytest"):] in (root / "README.md").read_text()
+
+
+PYTEST_FLASK_APP = '''
+import pytest
+from flask import Flask
+
+
+@pytest.fixture
+def app():
+    shop = Flask("shop")
+
+    @shop.post("/voice")
+    def voice():
+        return '<Response><Pay chargeAmount="9.99" action="/paid"/></Response>'
+
+    @shop.post("/paid")
+    def paid():
+        return "<Response><Say>Done.</Say></Response>"
+
+    return shop
+
+
+def test_pytest_flask_s_app_is_a_target(twilio_call, app, client):
+    assert client.post("/voice").status_code == 200  # pytest-flask's own client, as usual
+    call = twilio_call(app, "/voice", press=["4111111111111111", "1230", "123", "94110"])
+    call.assert_result("success")
+
+
+def test_a_failing_check_prints_the_transcript(twilio_call, app):
+    call = twilio_call(app, "/voice", press=["4111111111111112"])
+    call.assert_result("success")
+'''
+
+
+def test_twilio_call_takes_pytest_flask_s_app_and_prints_the_transcript_on_failure(pytester):
+    pytester.makepyfile(test_flow=PYTEST_FLASK_APP)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines([
+        "*expected every <Pay> to end with success, got *too-many-failed-attempts*",
+        "*call CA* from +15005550006 to +15005550001 (time scale 0.01)",
+        "*caller presses ************1112 at payment-card-number",
+        "*<Pay> Result=too-many-failed-attempts (input-timeout)",
+    ])
+    shown = [line for line in result.stdout.lines if line.startswith("E ")]
+    assert shown and not [line for line in shown if "4111111111111112" in line]
+
+
+def test_the_readme_shows_the_call_flow_example_that_runs():
+    """The README's call-flow example is tests/examples/test_call_flow.py."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    example = (root / "tests" / "examples" / "test_call_flow.py").read_text()
+    assert example[example.index("from flask import"):] in (root / "README.md").read_text()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
@@ -11,6 +12,15 @@ from .traffic import _agreed_scale, _check_url, _scale
 RESULTS = ("success", "too-many-failed-attempts", "payment-connector-error",
            "caller-interrupted-with-star", "caller-hung-up", "validation-error",
            "internal-error")
+
+
+def _presses(_ctx: object, _param: object, values: tuple[str, ...]) -> list[Any]:
+    from ..twilio.call import parse_press
+
+    try:
+        return [parse_press(value) for value in values]
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
 
 
 def _connectors(_ctx: object, _param: object, values: tuple[str, ...]) -> dict[str, str]:
@@ -27,7 +37,7 @@ def _connectors(_ctx: object, _param: object, values: tuple[str, ...]) -> dict[s
 @click.argument("url")
 @click.option("--method", type=click.Choice(["POST", "GET"], case_sensitive=False),
               default="POST", show_default=True, help="How the voice URL is requested.")
-@click.option("--press", "presses", multiple=True, metavar="INPUT",
+@click.option("--press", "presses", multiple=True, metavar="INPUT", callback=_presses,
               help="The caller's answer at the next input point: digits (a trailing # "
                    "allowed), *, silence or hangup; repeat in order. Then: silence.")
 @click.option("--from", "caller_id", default="+15005550006", show_default=True,
@@ -50,7 +60,7 @@ def _connectors(_ctx: object, _param: object, values: tuple[str, ...]) -> dict[s
 @click.option("--expect-result", type=click.Choice(RESULTS), default=None,
               help="Exit 1 unless every <Pay> ended with this Result.")
 @click.option("--json", "as_json", is_flag=True, help="Print the call as JSON.")
-def call(url: str, method: str, presses: tuple[str, ...], caller_id: str, called: str,
+def call(url: str, method: str, presses: list[Any], caller_id: str, called: str,
          auth_token: str | None, processor: str, connectors: dict[str, str], live: bool,
          time_scale: float | None, strict: bool, expect_result: str | None,
          as_json: bool) -> None:
@@ -62,21 +72,16 @@ def call(url: str, method: str, presses: tuple[str, ...], caller_id: str, called
         CallOptions,
         HttpApp,
         lines,
-        parse_press,
         place_call,
         to_dict,
     )
 
     _check_url(url)
-    try:
-        script = [parse_press(press) for press in presses]
-    except ValueError as error:
-        raise click.BadParameter(str(error), param_hint="--press") from None
     options = CallOptions(method=method.upper(), caller_id=caller_id, called=called,
                           auth_token=auth_token or DEFAULT_AUTH_TOKEN, processor=processor,
                           connectors=connectors, live=live,
                           time_scale=_agreed_scale(processor, time_scale), strict=strict)
-    session = place_call(HttpApp(), url, script, options)
+    session = place_call(HttpApp(), url, presses, options)
     report = to_dict(session)
     click.echo(json.dumps(report, indent=2) if as_json else "\n".join(lines(session)))
     ok = report["status"] == "completed" and not report["warnings"]
