@@ -518,13 +518,54 @@ def test_a_retry_answered_duplicate_transaction_with_the_id_is_the_charge(twilio
 
 # -- nothing secret anywhere ------------------------------------------------------------------
 
-def test_no_card_number_account_number_or_security_code_leaves_the_emulator(twilio_call):
-    secrets_ = [VISA, "123456789", "4321"]
-    card = twilio_call(pay_app('<Pay chargeAmount="5" action="/done" statusCallback="/status"/>'),
-                       "/voice", press=[VISA, EXPIRY, "4321", "silence", CVV, ZIP])
-    ach = twilio_call(pay_app('<Pay paymentMethod="ach-debit" chargeAmount="5" action="/done" '
-                              'statusCallback="/status"/>'), "/voice",
-                      press=["121000358", "123456789"])
-    for call in (card, ach):
-        text = call.transcript + repr(call.to_dict())
-        assert not [secret for secret in secrets_ if secret in text]
+def test_no_card_number_account_number_or_security_code_leaves_the_emulator(twilio_call,
+                                                                          fakeproc, caplog):
+    """Not in the transcript, the JSON, any request to the app, the log, or the store."""
+    secrets_ = [VISA, "123456789"]
+    card_app = pay_app('<Pay chargeAmount="5" maxAttempts="2" action="/done" '
+                       'statusCallback="/status"/>')
+    ach_app = pay_app('<Pay paymentMethod="ach-debit" chargeAmount="5" action="/done" '
+                      'statusCallback="/status"/>')
+    with caplog.at_level("DEBUG"):
+        card = twilio_call(card_app, "/voice",
+                           press=[VISA, EXPIRY, "4321", "silence", CVV, ZIP])
+        ach = twilio_call(ach_app, "/voice", press=["121000358", "123456789"])
+    card.assert_result("success")
+    ach.assert_result("success")
+    seen = [card.transcript, repr(card.to_dict()), ach.transcript, repr(ach.to_dict()),
+            repr(card_app.received), repr(ach_app.received), caplog.text,
+            repr([fakeproc.transaction(t["transaction_id"]) for t in fakeproc.transactions()])]
+    assert [secret for secret in secrets_ if any(secret in text for text in seen)] == []
+    # A security code is too short to look for in free text: every place that shows one.
+    codes = [form["SecurityCode"] for item in card_app.received for form in [item["form"]]
+             if "SecurityCode" in form]
+    assert codes and set(codes) <= {"xxx", "***"}
+    keys = [e["keys"] for e in card.events if e["kind"] == "press" and
+            e["step"] == "security-code"]
+    assert keys == ["****", "silence", "***"]
+    stored = [a["request"]["cvv"] for t in fakeproc.transactions()
+              for a in fakeproc.transaction(t["transaction_id"])["attempts"]
+              if a["request"].get("cvv")]
+    assert stored == ["***"]
+
+
+def test_the_payment_s_page_in_the_admin_panel_names_the_call(twilio_call, fakeproc):
+    call = twilio_call(pay_app('<Pay chargeAmount="5" action="/done"/>'), "/voice",
+                       press=CARD_PRESSES)
+    (transaction,) = fakeproc.transactions()
+    page = fakeproc.app.test_client().get(f"/admin/transactions/{transaction['transaction_id']}")
+    assert page.status_code == 200 and call.call_sid in page.get_data(as_text=True)
+
+
+def test_the_defaults_of_an_attribute_free_pay(twilio_call, fakeproc):
+    started = time.monotonic()
+    call = twilio_call(pay_app("<Pay/>"), "/voice", press=["silence", "silence"])
+    assert time.monotonic() - started >= 2 * 5 * SCALE  # timeout 5, maxAttempts 1
+    call.assert_result("too-many-failed-attempts")
+    ach = twilio_call(pay_app('<Pay paymentMethod="ach-debit" action="/done"/>'), "/voice",
+                      press=["121000358", "12345678"])
+    ach.assert_result("success")  # no chargeAmount: a tokenize
+    assert ach.action_params["BankAccountType"] == "consumer-checking"
+    assert ach.action_params["PaymentToken"].startswith("tok_")
+    (transaction,) = fakeproc.transactions()
+    assert (transaction["connector"], transaction["method"]) == ("Default", "tokenize")
