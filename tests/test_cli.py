@@ -22,7 +22,7 @@ from conftest import TEST_SCALE, ServeGroup, card_payload, free_port
 
 pytestmark = pytest.mark.slow
 
-COMMANDS = ["check", "db", "demo", "pay", "serve"]
+COMMANDS = ["call", "check", "db", "demo", "pay", "serve"]
 
 
 def environment(**extra: str) -> dict[str, str]:

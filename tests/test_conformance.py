@@ -257,3 +257,57 @@ def test_a_tokenize_answer_with_a_charge_id_fails_the_tokenize_checks():
     assert result["tokenize_card_shape"] == result["tokenize_ach_shape"] == FAIL
     assert result["charge_card_shape"] == PASS
     assert "a tokenize answer carries a charge_id" in report.render()
+
+
+# -- on the server's clock ---------------------------------------------------------------------
+
+def test_without_a_time_scale_check_runs_at_the_server_s(server):
+    """Not told the scale, `check` reads the server's (0.05): its slow first attempt (0.6 s)
+    outlasts Twilio's 0.5 s there and reaches the retry, which a 10 s budget never shows."""
+    result = CliRunner().invoke(main, ["check", server.url])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0] == (
+        f"Generic Pay Connector conformance of {server.url}: each attempt given 0.5 s "
+        "(Twilio's 10 s at time scale 0.05)")
+    assert "  ok    slow_first_attempt_reaches_retry" in result.stdout
+    assert result.stderr == ""
+
+
+def test_told_another_scale_check_warns_in_one_line_and_json_stays_json(server):
+    result = CliRunner().invoke(main, ["check", server.url, "--time-scale", "0.1", "--json"])
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.stderr.splitlines() if "warning" in line]
+    assert warnings == [f"fakeproc: warning: the fakeproc at {server.url} runs at time scale "
+                        "0.05, not 0.1: its delays and hangs are scaled by 0.05, Twilio's "
+                        "timeout here by 0.1"]
+    assert "each attempt given 1 s (Twilio's 10 s at time scale 0.1)" in result.stderr
+    report = json.loads(result.stdout)
+    # Twilio's 1 s outlasts the server's 0.6 s delay: that check has nothing to see.
+    assert {item["name"]: item["status"] for item in report["checks"]}[
+        "slow_first_attempt_reaches_retry"] == "skip"
+
+
+@pytest.mark.parametrize("health", [
+    None,  # no /api/health at all: a 404
+    ("<html><body>status page</body></html>", 200, {"Content-Type": "text/html"}),
+    ({"status": "ok"}, 200, {}),  # some other service's health, no scale
+    ({"status": "ok", "time_scale": "fast"}, 200, {}),
+    ({"status": "ok", "time_scale": 0}, 200, {}),
+], ids=["404", "html", "no-scale", "text-scale", "zero-scale"])
+def test_another_processor_s_health_leaves_check_in_real_time_without_a_word(health):
+    app = Flask("elsewhere")
+
+    @app.post("/")
+    def pay() -> Any:
+        key = "token_id" if request.get_json()["method"] == "tokenize" else "charge_id"
+        return {key: key[:2] + secrets.token_hex(8), "error_code": None, "error_message": None}
+
+    if health is not None:
+        app.add_url_rule("/api/health", "health", lambda: health)
+    with LiveServer(app) as processor:
+        result = CliRunner().invoke(main, ["check", processor.url + "/"])
+    assert result.stdout.splitlines()[0].endswith(": each attempt given 10 s"), result.output
+    assert result.stderr == ""
+    # Its answers come at once: at Twilio's real 10 s the slow check has nothing to see.
+    assert "  skip  slow_first_attempt_reaches_retry" in result.stdout, result.output
+    assert "amount 4012.00 is not slow here" in result.stdout

@@ -13,9 +13,11 @@ import hashlib
 import hmac
 import json
 import re
+import shlex
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -611,3 +613,58 @@ def test_cli_a_slow_charge_refused_as_a_duplicate_on_retry_is_a_success(server, 
 def test_cli_usage_errors(args, message):
     result = pay("http://127.0.0.1:9/", *args)
     assert result.exit_code == 2 and message in result.output
+
+
+# -- fakeproc pay on the server's clock ----------------------------------------------------------
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_pay_example() -> tuple[list[str], list[str]]:
+    """The README's `fakeproc pay` console example: its arguments and the lines it shows."""
+    block = README.read_text().split("```console\n$ fakeproc pay ", 1)[1].split("```", 1)[0]
+    lines = block.replace("\\\n", " ").splitlines()
+    return shlex.split(lines[0]), lines[1:]
+
+
+def shape(line: str) -> str:
+    """A line of `fakeproc pay` with what changes from run to run (ids, timings) left out."""
+    line = re.sub(r"PK[0-9a-f]{32}", "PK…", line)
+    line = re.sub(r"(ch|tok)_[0-9a-f]{32}", r"\1_…", line)
+    return re.sub(r"\d+\.\d{3} s", "… s", line)
+
+
+@pytest.mark.parametrize("app_config", [{"TIME_SCALE": 0.05}])
+def test_cli_the_readme_example_prints_what_the_readme_shows(server):
+    """The README's run, against a server at time scale 0.05 instead of 1, without being told
+    the scale: the same lines, the first naming the real 0.5 s."""
+    args, shown = readme_pay_example()
+    assert args[0] == "http://127.0.0.1:8000/" and "--time-scale" not in args
+    result = pay(server.url + "/", *args[1:])
+    assert result.exit_code == 0, result.output
+    expected = [shape(line.replace("http://127.0.0.1:8000/", server.url + "/"))
+                for line in shown]
+    expected[0] = expected[0].replace(
+        "each attempt given 10 s", "each attempt given 0.5 s (Twilio's 10 s at time scale 0.05)")
+    assert [shape(line) for line in result.stdout.splitlines()] == expected
+    assert result.stderr == ""
+
+
+def test_cli_the_timeout_in_payment_error_is_real_time(server):
+    """Six hung attempts at the server's 0.01: Twilio gave each 0.1 s, and says so."""
+    result = pay(server.url, "--card", VISA, "--expiry", "12/30", "--amount", "4100.00",
+                 "--retries", "1")
+    assert result.exit_code == 1, result.output
+    assert ("PaymentError=the payment processor did not answer within 0.1 s (Twilio's 10 s at "
+            "time scale 0.01); 2 attempts") in result.stdout.splitlines(), result.output
+
+
+@pytest.mark.parametrize("command", ["pay", "check"])
+@pytest.mark.parametrize("url", ["http://127.0.0.1:99999/", "http://127.0.0.1:80a/",
+                                 "http://[::1/", "ftp://127.0.0.1/"])
+def test_cli_a_url_no_request_can_reach_is_a_usage_error(command, url):
+    extra = ["--card", VISA, "--expiry", "12/30", "--amount", "1"] if command == "pay" else []
+    result = CliRunner().invoke(main, [command, url, *extra], env=CLEAN_ENV)
+    assert result.exit_code == 2, result.output
+    assert result.output.count("\n") == 1 and "Traceback" not in result.output
+    assert f"{command}: Invalid value for URL: {url} is not" in result.output

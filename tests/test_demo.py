@@ -181,6 +181,14 @@ def test_a_running_server_keeps_its_own_store(tmp_path):
     assert both.exit_code == 2 and "--database-url" in both.output
 
 
+@pytest.mark.parametrize("url", ["http://127.0.0.1:99999", "http://[::1", "ftp://127.0.0.1"])
+def test_a_url_no_request_can_reach_is_a_usage_error(url):
+    refused = demo("--url", url)
+    assert refused.exit_code == 2, refused.output
+    assert refused.output.count("\n") == 1 and "Traceback" not in refused.output
+    assert f"Invalid value for --url: {url} is not" in refused.output
+
+
 def test_without_a_time_scale_it_runs_at_the_running_server_s(server, client):
     """The server at --url reports its time scale (0.01 here): held stories are in the mix,
     and Twilio's side gives each attempt 0.1 s, as the server's own clock does."""

@@ -258,6 +258,19 @@ def test_health_reset_and_openapi_fit(client, spec):
     check(spec, client.get("/api/openapi.json"), "/api/openapi.json", "get")
 
 
+def test_health_documents_the_time_scale_and_the_connector_timeout(client, spec):
+    """Twilio's side reads both from /api/health: they are promised, as numbers; a health
+    answer without them does not fit."""
+    validator = _validator(spec, "paths", "/api/health", "get", "responses", "200",
+                           "content", "application/json", "schema")
+    health = client.get("/api/health").json
+    validator.validate(health)
+    for name in ("time_scale", "connector_timeout_seconds"):
+        assert not validator.is_valid({k: v for k, v in health.items() if k != name}), name
+        assert not validator.is_valid({**health, name: "10"}), name
+        assert not validator.is_valid({**health, name: 0}), name
+
+
 def test_missing_admin_token_fits(make_app, spec):
     client = make_app(ADMIN_TOKEN="s3cret").test_client()
     refused = client.get("/api/transactions")
