@@ -56,12 +56,14 @@ def demo(count: int, seed: int | None, database_url: str | None, url: str | None
                                "--url has its own store")
     if url is None:
         check_environment()
+    else:
+        _check_url(url, "--url")
     if url and time_scale is None:
         time_scale = _agreed_scale(url, None)
     with Progress(count, "transactions sent") as progress:
         try:
             summary = run(count, seed, url, database_url, time_scale, username, password,
-                          admin_token, progress=progress.advance)
+                          admin_token, progress=progress.advance, stage=progress.stage)
         except DemoError as error:
             raise click.ClickException(str(error)) from None
     for line in summary:
@@ -82,16 +84,28 @@ class Progress:
         if sys.stderr.isatty():
             self._bar = click.progressbar(length=self.total, label=self.what, file=sys.stderr)
             self._bar.__enter__()
+        else:  # a log hears at once that work began: starting a server here takes seconds
+            self._line()
         return self
 
     def advance(self, steps: int = 1) -> None:
         self.done += steps
         if self._bar is not None:
             self._bar.update(steps)
-        elif time.monotonic() - self._shown_at >= self.EVERY_SECONDS:
-            self._shown_at = time.monotonic()
-            click.echo(f"fakeproc: {self.done:,} of {self.total:,} {self.what} "
-                       f"({self.done * 100 // self.total}%)", err=True)
+        elif self.done >= self.total or time.monotonic() - self._shown_at >= self.EVERY_SECONDS:
+            self._line()
+
+    def stage(self, text: str) -> None:
+        """A new stage after the counted work: the bar, if any, ends; one line says what
+        comes now."""
+        self.__exit__(None, None, None)
+        self._bar = None
+        click.echo(f"fakeproc: {text}", err=True)
+
+    def _line(self) -> None:
+        self._shown_at = time.monotonic()
+        click.echo(f"fakeproc: {self.done:,} of {self.total:,} {self.what} "
+                   f"({self.done * 100 // self.total}%)", err=True)
 
     def __exit__(self, *exc: Any) -> None:
         if self._bar is not None:
@@ -133,10 +147,17 @@ def check(url: str, username: str | None, password: str | None, time_scale: floa
     click.get_current_context().exit(0 if report.passed else 1)
 
 
-def _check_url(url: str) -> None:
-    parts = urlsplit(url)
+def _check_url(url: str, hint: str = "URL") -> None:
+    """A usage error for a URL no request can go to: another scheme, no host, a port that is
+    not one (urlsplit only finds out when asked for it)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # a port that is not a number from 0 to 65535 raises here
+    except ValueError as error:
+        raise click.BadParameter(f"{url} is not a usable URL: {error}",
+                                 param_hint=hint) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise click.BadParameter(f"{url} is not an http:// or https:// URL", param_hint="URL")
+        raise click.BadParameter(f"{url} is not an http:// or https:// URL", param_hint=hint)
 
 
 def _agreed_scale(url: str, given: float | None) -> float:
@@ -158,7 +179,6 @@ def _agreed_scale(url: str, given: float | None) -> float:
 
 def _clock(configured: float, scale: float) -> str:
     """Real seconds, with the configured ones and the scale when they differ."""
-    real = configured * scale
-    if math.isclose(scale, 1.0):
-        return f"{real:g} s"
-    return f"{real:g} s (Twilio's {configured:g} s at time scale {scale:g})"
+    from ..twilio.server_clock import real_seconds
+
+    return real_seconds(configured, scale)

@@ -100,14 +100,16 @@ def run(count: int = 120, seed: int | None = None, url: str | None = None,
         database_url: str | None = None, time_scale: float | None = None,
         username: str | None = None, password: str | None = None,
         admin_token: str | None = None,
-        progress: Callable[[int], None] | None = None) -> list[str]:
+        progress: Callable[[int], None] | None = None,
+        stage: Callable[[str], None] | None = None) -> list[str]:
     """Send `count` transactions to the fakeproc at `url`, or else to one started here on
     `database_url` (default: the store of `fakeproc serve`); the summary's lines.
-    `progress` hears of every transaction whose payment has ended."""
+    `progress` hears of every transaction whose payment has ended, `stage` of the wait for
+    held ones after the last."""
     if url is not None:
         twilio = Twilio(url, username, password, admin_token)
         return _send(twilio, count, seed, 1.0 if time_scale is None else time_scale, url,
-                     progress)
+                     progress, stage)
     scale = EMBEDDED_TIME_SCALE if time_scale is None else time_scale
     config: dict[str, Any] = {"TIME_SCALE": scale}
     if database_url:
@@ -116,7 +118,7 @@ def run(count: int = 120, seed: int | None = None, url: str | None = None,
         config["ADMIN_TOKEN"] = admin_token
     with embedded_server(config) as (base_url, store):
         twilio = Twilio(base_url, username, password, admin_token)
-        return _send(twilio, count, seed, scale, store, progress)
+        return _send(twilio, count, seed, scale, store, progress, stage)
 
 
 @contextlib.contextmanager
@@ -138,7 +140,8 @@ def embedded_server(config: dict[str, Any]) -> Iterator[tuple[str, str]]:
 
 
 def _send(twilio: Twilio, count: int, seed: int | None, scale: float, target: str,
-          progress: Callable[[int], None] | None = None) -> list[str]:
+          progress: Callable[[int], None] | None = None,
+          stage: Callable[[str], None] | None = None) -> list[str]:
     started = time.monotonic()
     twilio.connector = twilio.with_timeout(_connector(twilio)["timeout_seconds"] * scale)
     holds = LONGEST_HOLD * scale <= MAX_HOLDING_SECONDS
@@ -150,7 +153,10 @@ def _send(twilio: Twilio, count: int, seed: int | None, scale: float, target: st
                 if progress is not None:
                     progress(1)
         deadline = time.monotonic() + 2 * LONGEST_HOLD * scale + 5.0
-        held = _await_held(twilio, [j for j in journeys if j.holds], deadline)
+        holding = [j for j in journeys if j.holds]
+        if holding and stage is not None:
+            stage(f"waiting for the {len(holding):,} held transactions to end")
+        held = _await_held(twilio, holding, deadline)
     finally:
         for rule_id in rule_ids:
             twilio.api("DELETE", f"/rules/{rule_id}")

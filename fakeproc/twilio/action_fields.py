@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from urllib.parse import urlencode, urlsplit
 
 from ..processor import card_brand, mask
+from .server_clock import real_seconds
 
 SUCCESS = "success"
 DUPLICATE = "duplicate_transaction"
@@ -39,10 +40,12 @@ def id_key(method: str | None) -> str:
 
 
 def fields(body: Mapping[str, Any], attempts: Sequence[AttemptLike], timeout: float,
-           bank_account_type: str | None = None) -> tuple[dict[str, str], str | None]:
+           bank_account_type: str | None = None,
+           time_scale: float = 1.0) -> tuple[dict[str, str], str | None]:
     """The action-URL fields for `body` sent as `attempts`, and the failure kind (None when
-    Result is success). `timeout` is the connector's, in configured seconds."""
-    failure, outcome = _judge(body.get("method"), attempts, timeout)
+    Result is success). `timeout` is the connector's, in configured seconds; a message that
+    names it gives the real seconds under `time_scale`."""
+    failure, outcome = _judge(body.get("method"), attempts, real_seconds(timeout, time_scale))
     result = {"Result": SUCCESS if failure is None else CONNECTOR_ERROR, **outcome}
     result.update(_instrument(body, bank_account_type))
     answer = attempts[-1].parsed if attempts and attempts[-1].outcome == "answered" else None
@@ -54,11 +57,11 @@ def fields(body: Mapping[str, Any], attempts: Sequence[AttemptLike], timeout: fl
 
 
 def _judge(method: str | None, attempts: Sequence[AttemptLike],
-           timeout: float) -> tuple[str | None, dict[str, str]]:
+           timeout: str) -> tuple[str | None, dict[str, str]]:
     last = attempts[-1]
     if last.outcome != "answered":
         if last.outcome == "timeout":
-            why = f"the payment processor did not answer within {timeout:g} s"
+            why = f"the payment processor did not answer within {timeout}"
         elif last.outcome == "truncated":
             why = "the payment processor's answer was cut short"
         else:

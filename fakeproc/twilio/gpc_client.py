@@ -175,7 +175,8 @@ class Connector:
             attempts.append(self.send(body, number))
             if attempts[-1].answered:
                 break
-        fields, failure = action_fields.fields(body, attempts, self.timeout, bank_account_type)
+        fields, failure = action_fields.fields(body, attempts, self.timeout, bank_account_type,
+                                               self.time_scale)
         hide = tuple(str(body[k]) for k in ("cardnumber", "bankaccountnumber") if body.get(k))
         payment = Payment(str(body.get("transaction_id")), str(body.get("method")),
                           masked(body), attempts, fields, failure, _hide=hide)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import math
 import ssl
 from typing import Any
 from urllib.parse import urlsplit
@@ -35,6 +36,14 @@ def served_time_scale(url: str, timeout: float = 2.0,
         return float(scale)
     return None
 
+
+def real_seconds(configured: float, scale: float) -> str:
+    """`configured` seconds of Twilio's time as they really last, the scale named when it is
+    not 1: "0.1 s (Twilio's 10 s at time scale 0.01)"."""
+    real = configured * scale
+    if math.isclose(scale, 1.0):
+        return f"{real:g} s"
+    return f"{real:g} s (Twilio's {configured:g} s at time scale {scale:g})"
 
 
 def _parse(raw: bytes) -> Any:
