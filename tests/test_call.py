@@ -561,10 +561,15 @@ def test_the_payment_s_page_in_the_admin_panel_names_the_call(twilio_call, fakep
 
 
 def test_the_defaults_of_an_attribute_free_pay(twilio_call, fakeproc):
+    def voice(form: dict[str, str]) -> str:  # the action is this document's URL
+        return "<Response><Hangup/></Response>" if "Result" in form else "<Response><Pay/></Response>"
+
+    app = Scripted({"/voice": voice})
     started = time.monotonic()
-    call = twilio_call(pay_app("<Pay/>"), "/voice", press=["silence", "silence"])
+    call = twilio_call(app, "/voice", press=["silence", "silence"])
     assert time.monotonic() - started >= 2 * 5 * SCALE  # timeout 5, maxAttempts 1
     call.assert_result("too-many-failed-attempts")
+    assert [item["path"] for item in app.received] == ["/voice", "/voice"]
     ach = twilio_call(pay_app('<Pay paymentMethod="ach-debit" action="/done"/>'), "/voice",
                       press=["121000358", "12345678"])
     ach.assert_result("success")  # no chargeAmount: a tokenize

@@ -208,9 +208,22 @@ def test_long_runs_show_progress_where_there_is_no_terminal(tmp_path, monkeypatc
     result = demo("--count", "12", "--seed", "1", "--database-url", f"sqlite:///{tmp_path}/p.db")
     assert result.exit_code == 0, result.output
     lines = re.findall(r"fakeproc: ([\d,]+) of 12 transactions sent \((\d+)%\)", result.stderr)
-    assert [int(done) for done, _ in lines] == list(range(1, 13))
+    assert [int(done) for done, _ in lines] == list(range(0, 13))
     assert lines[-1] == ("12", "100")
+    # Then the wait for held answers (4 of seed 1's first 12) has its own line.
+    assert result.stderr.splitlines()[-1] == "fakeproc: waiting for the 4 held transactions to end"
     assert "fakeproc demo: 12 transactions" in result.stdout
+
+
+def test_a_log_hears_when_the_work_begins_and_when_the_sending_ends(tmp_path, monkeypatch):
+    """And every 5 s in between (none here, however slow the machine): no stage of a long run
+    is silent."""
+    monkeypatch.setattr("fakeproc.cli.traffic.Progress.EVERY_SECONDS", 3600.0)
+    result = demo("--count", "12", "--seed", "1", "--database-url", f"sqlite:///{tmp_path}/p.db")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines() == [
+        "fakeproc: 0 of 12 transactions sent (0%)", "fakeproc: 12 of 12 transactions sent (100%)",
+        "fakeproc: waiting for the 4 held transactions to end"]
 
 
 def test_on_a_terminal_progress_is_a_bar(tmp_path):
