@@ -396,7 +396,8 @@ def test_the_timeline_shows_each_attempt_late_marks_and_the_budget(client):
     client.post("/", json=body)
     text = client.get(f"/admin/transactions/{body['transaction_id']}").get_data(as_text=True)
     assert 'data-attempt="1"' in text and 'data-attempt="2"' in text
-    assert "badge-late" in text and "magic:amount=4012.00" in text
+    assert re.findall(r'data-mark="(\w+)"', text) == ["late", "answered"]
+    assert "magic:amount=4012.00" in text
     assert "Twilio waits 0.1 s" in text  # the 10 s budget under the test time scale
     assert "4111111111111111" not in text and "123" not in re.findall(r'"cvv": "[^"]*"', text)
 

@@ -4,7 +4,7 @@ timeline, and retries."""
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from flask import current_app, flash, redirect, render_template, request, url_for
@@ -16,6 +16,7 @@ from ...errors import BadRequest, NotFound
 from ...store import connector_rows, ledger, rule_rows
 from ..runtime import runtime
 from . import bp
+from .attempt_marks import LEGEND, timeline
 from .forms import QuickArmForm, choices
 from .twilio_effect import Armed, effect
 
@@ -94,32 +95,22 @@ def transactions() -> str:
 
 @bp.get("/transactions/<path:transaction_id>")
 def transaction(transaction_id: str) -> str:
+    """One transaction and its attempts; while one is in flight the page follows it live (htmx
+    fetches the fragment again until every attempt has ended)."""
     detail = ledger.transaction_detail(transaction_id, request.args.get("connector") or None)
     budget = _budget_seconds(detail["connector"])
-    return render_template("admin/transaction.html", t=detail, budget=budget,
-                           timeline=timeline(detail["attempts"], budget))
+    rows = timeline(detail["attempts"], budget, datetime.now(timezone.utc), detail["method"])
+    page = "admin/_transaction.html" if request.headers.get("HX-Request") else \
+        "admin/transaction.html"
+    return render_template(page, t=detail, budget=budget, timeline=rows, legend=LEGEND,
+                           live=any(row["mark"].key == "in_flight" for row in rows),
+                           refresh=_refresh_seconds())
 
 
 @bp.get("/retries")
 def retries() -> str:
     page = ledger.retries(PAGE_SIZE, request.args.get("cursor") or None)
     return render_template("admin/retries.html", page=page, cursor=request.args.get("cursor"))
-
-
-def timeline(attempts: list[dict[str, Any]], budget: float) -> list[dict[str, Any]]:
-    """Each attempt with how long its answer took and how that compares with Twilio's budget:
-    `bar` is the answer time as a percentage of a scale 1.5 budgets wide."""
-    rows = []
-    for attempt in attempts:
-        took = None
-        if attempt["responded_at"]:
-            took = (_parse(attempt["responded_at"])
-                    - _parse(attempt["received_at"])).total_seconds()
-        shown = took if took is not None else budget * 1.5
-        rows.append({**attempt, "took": took,
-                     "bar": round(min(shown / (budget * 1.5), 1.0) * 100, 1) if budget else 0,
-                     "over": took is None or took > budget})
-    return rows
 
 
 def _live_data() -> dict[str, Any]:
