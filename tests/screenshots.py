@@ -24,9 +24,12 @@ from urllib.parse import quote
 import requests
 from playwright.sync_api import expect, sync_playwright
 
+from fakeproc.web.admin.attempt_marks import mark_of
+
 CHROMIUM = "/usr/bin/chromium"
 TIME_SCALE = "0.01"  # the demo's own: the timeline's budget line matches how the attempts ran
 VIEWPORT = {"width": 1366, "height": 900}
+PHONE = {"width": 390, "height": 844}
 RULES = [  # armed after the demo, so that the dashboard's "Armed rules" is not empty
     {"match": {"attempt": 1, "amount_min": "100.00"}, "remaining": 3,
      "note": "large orders: Twilio times out and retries",
@@ -48,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
             for rule in RULES:
                 api(base, "POST", "/api/rules", rule)
             take_screenshots(base, args.out)
-    for name in ("dashboard", "timeline", "rule-form"):
+    for name in ("dashboard", "timeline", "rule-form", "dashboard-phone", "timeline-phone"):
         path = args.out / f"screenshot-{name}.png"
         print(f"{path}: {path.stat().st_size // 1024} KiB")
 
@@ -63,6 +66,10 @@ def take_screenshots(base: str, out: Path) -> None:
             dashboard(page, base, out / "screenshot-dashboard.png")
             timeline(page, base, out / "screenshot-timeline.png")
             rule_form(page, base, out / "screenshot-rule-form.png")
+            phone = browser.new_page(viewport=PHONE, device_scale_factor=2)
+            phone.set_default_timeout(15_000)
+            dashboard(phone, base, out / "screenshot-dashboard-phone.png")
+            timeline(phone, base, out / "screenshot-timeline-phone.png")
         finally:
             browser.close()
 
@@ -75,27 +82,33 @@ def dashboard(page: Any, base: str, path: Path) -> None:
 
 
 def timeline(page: Any, base: str, path: Path) -> None:
-    """A transaction whose first attempt was late and whose retry got the answer."""
-    record = late_then_answered(base)
+    """The demo's transaction whose attempts show the most kinds of mark."""
+    record = most_marks(base)
     page.goto(f"{base}/admin/transactions/{quote(record['transaction_id'], safe='')}"
               f"?connector={quote(record['connector'], safe='')}")
     expect(page.locator("li.attempt").nth(1)).to_be_visible()
     bottom = page.locator("main").evaluate(
         "main => main.getBoundingClientRect().bottom + window.scrollY")
-    page.set_viewport_size({"width": VIEWPORT["width"], "height": min(int(bottom), 1100)})
+    viewport = page.viewport_size
+    if viewport["width"] > PHONE["width"]:  # a phone shows its first screen, as a phone does
+        page.set_viewport_size({"width": viewport["width"], "height": min(int(bottom), 1100)})
     page.screenshot(path=path)
-    page.set_viewport_size(VIEWPORT)
+    page.set_viewport_size(viewport)
 
 
-def late_then_answered(base: str) -> dict[str, Any]:
-    for retry in api(base, "GET", "/api/retries?limit=100")["data"]:
+def most_marks(base: str) -> dict[str, Any]:
+    """Among the demo's retried transactions, the one with the most kinds of mark (answered,
+    late, broken, hung…), then the fewest attempts: the timeline that shows the most."""
+    best, best_key = None, None
+    for retry in api(base, "GET", "/api/retries?limit=200")["data"]:
         record = api(base, "GET", f"/api/transactions/{quote(retry['transaction_id'], safe='')}"
                                   f"?connector={quote(retry['connector'], safe='')}")
-        first, *later = record["attempts"]
-        if (first["late"] and record["status"] == "succeeded" and not record["orphaned"]
-                and any(not a["late"] and a["delivery"] == "response" for a in later)):
-            return record
-    raise SystemExit("the demo left no transaction that was late, retried and then answered")
+        key = (len({mark_of(a) for a in record["attempts"]}), -len(record["attempts"]))
+        if best_key is None or key > best_key:
+            best, best_key = record, key
+    if best is None:
+        raise SystemExit("the demo left no retried transaction")
+    return best
 
 
 def rule_form(page: Any, base: str, path: Path) -> None:

@@ -44,7 +44,7 @@ def timeline(attempts: list[dict[str, Any]], budget: float, now: datetime,
 def _row(attempt: dict[str, Any], budget: float, now: datetime, method: str) -> dict[str, Any]:
     received = _parse(attempt["received_at"])
     ended = _parse(attempt["responded_at"]) if attempt["responded_at"] else None
-    mark = MARKS[_kind(attempt)]
+    mark = MARKS[mark_of(attempt)]
     seconds = ((ended or now) - received).total_seconds()
     if mark.key == "interrupted":
         seconds = None
@@ -54,7 +54,8 @@ def _row(attempt: dict[str, Any], budget: float, now: datetime, method: str) -> 
             "late_too": bool(attempt["late"]) and mark.key not in ("late", "hung")}
 
 
-def _kind(attempt: dict[str, Any]) -> str:
+def mark_of(attempt: dict[str, Any]) -> str:
+    """The key of the attempt's mark in `MARKS`."""
     delivery = attempt["delivery"]
     if delivery in ("hung", "dropped", "interrupted"):
         return delivery
