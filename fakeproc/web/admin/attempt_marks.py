@@ -19,17 +19,26 @@ class Mark:
     glyph: str  # the mark's shape, for readers who cannot tell its colour
     word: str
     meaning: str
+    sentence: str  # what the attempt says of itself, formatted with the fields of `_words`
 
 
 MARKS = {mark.key: mark for mark in (
-    Mark("answered", "✓", "answered", "a proper answer within Twilio's budget"),
-    Mark("late", "◷", "late", "a proper answer after Twilio had given up on it"),
-    Mark("broken", "≠", "broken", "an answer Twilio cannot read: not JSON, cut short, no id key…"),
-    Mark("http_error", "▲", "HTTP error", "a status outside 2xx"),
-    Mark("hung", "◼", "hung", "held open, then closed without an answer"),
-    Mark("dropped", "✕", "dropped", "the connection closed at once without an answer"),
-    Mark("in_flight", "…", "in flight", "still being handled: the bar grows until it ends"),
-    Mark("interrupted", "○", "interrupted", "its server stopped before it could answer"),
+    Mark("answered", "✓", "answered", "a proper answer within Twilio's budget",
+         "answered in {took}"),
+    Mark("late", "◷", "late", "a proper answer after Twilio had given up on it",
+         "answered in {took}, after Twilio's {budget:g} s: Twilio had given up on it"),
+    Mark("broken", "≠", "broken", "an answer Twilio cannot read: not JSON, cut short, no id key…",
+         "HTTP {status}, {variant}, after {took}"),
+    Mark("http_error", "▲", "HTTP error", "a status outside 2xx",
+         "HTTP {status}{cut}, after {took}"),
+    Mark("hung", "◼", "hung", "held open, then closed without an answer",
+         "held {took}, closed without an answer"),
+    Mark("dropped", "✕", "dropped", "the connection closed at once without an answer",
+         "connection dropped after {took}, without an answer"),
+    Mark("in_flight", "…", "in flight", "still being handled: the bar grows until it ends",
+         "in flight for {took}{past}"),
+    Mark("interrupted", "○", "interrupted", "its server stopped before it could answer",
+         "never answered: its server stopped"),
 )}
 LEGEND = list(MARKS.values())
 
@@ -71,25 +80,14 @@ def mark_of(attempt: dict[str, Any]) -> str:
 
 def _words(key: str, attempt: dict[str, Any], seconds: float | None, budget: float,
            method: str) -> str:
-    took = f"{seconds:.3f} s" if seconds is not None else ""
-    status = attempt["status_code"]
-    if key == "answered":
-        return f"answered in {took}"
-    if key == "late":
-        return f"answered in {took}, after Twilio's {budget:g} s: Twilio had given up on it"
-    if key == "broken":
-        return f"HTTP {status}, {broken_variant(attempt['response_body'], method)}, after {took}"
-    if key == "http_error":
-        cut = ", truncated" if (attempt["response_body"] or "").startswith("HTTP/") else ""
-        return f"HTTP {status}{cut}, after {took}"
-    if key == "hung":
-        return f"held {took}, closed without an answer"
-    if key == "dropped":
-        return f"connection dropped after {took}, without an answer"
-    if key == "interrupted":
-        return "never answered: its server stopped"
-    past = f": past Twilio's {budget:g} s, Twilio has given up on it" if seconds > budget else ""
-    return f"in flight for {took}{past}"
+    body = attempt["response_body"] or ""
+    over = seconds is not None and seconds > budget
+    return MARKS[key].sentence.format(
+        took=f"{seconds:.3f} s" if seconds is not None else "", budget=budget,
+        status=attempt["status_code"],
+        variant=broken_variant(body, method) if key == "broken" else "",
+        cut=", truncated" if body.startswith("HTTP/") else "",
+        past=f": past Twilio's {budget:g} s, Twilio has given up on it" if over else "")
 
 
 def broken_variant(body: str | None, method: str) -> str:
