@@ -97,4 +97,4 @@ def _local_target(target: str | None) -> str:
     return url_for("admin.dashboard")
 
 
-from . import manage, pages  # noqa: E402,F401  (the views register themselves on bp)
+from . import manage, pages, times  # noqa: E402,F401  (views and filters register on bp)

@@ -24,24 +24,10 @@ PAGE_SIZE = 50
 LATEST = 15
 
 
-@bp.app_template_filter("moment")
-def moment_filter(text: str | None) -> str:
-    """An API timestamp as the panel shows it: date and time to the millisecond, UTC."""
-    if not text:
-        return "—"
-    moment = _parse(text)
-    return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
-
-
 @bp.app_template_filter("pretty")
 def pretty_filter(value: Any) -> str:
     """JSON as it was sent, indented; autoescaping then shows it as text."""
     return json.dumps(value, indent=2, ensure_ascii=False)
-
-
-@bp.app_template_filter("clock")
-def clock_filter(text: str | None) -> str:
-    return moment_filter(text)[11:] if text else "—"
 
 
 @bp.get("/")
@@ -174,10 +160,6 @@ def _budget_seconds(connector: str) -> float:
 
 def _refresh_seconds() -> float:
     return float(current_app.config["ADMIN_REFRESH_SECONDS"])
-
-
-def _parse(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 @bp.get("/transactions/")
