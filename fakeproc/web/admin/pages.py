@@ -17,11 +17,12 @@ from ...store import connector_rows, ledger, rule_rows
 from ..runtime import runtime
 from . import bp
 from .attempt_marks import LEGEND, timeline
-from .forms import QuickArmForm, choices
+from .forms import ConfirmForm, QuickArmForm, choices
 from .twilio_effect import Armed, effect
 
 PAGE_SIZE = 50
 LATEST = 15
+SPENT_SHOWN = 3  # rules used up or disabled, shown greyed below the armed ones
 
 
 @bp.app_template_filter("pretty")
@@ -34,8 +35,7 @@ def pretty_filter(value: Any) -> str:
 def dashboard() -> str:
     form = _quick_arm_form()
     return render_template("admin/dashboard.html", form=form, **_live_data(),
-                           armed=_armed_rules(), refresh=_refresh_seconds(),
-                           effect=_effect(form))
+                           **_rules_data(), refresh=_refresh_seconds(), effect=_effect(form))
 
 
 @bp.get("/quick-arm/effect")
@@ -49,7 +49,16 @@ def quick_arm_effect() -> str:
 @bp.get("/live")
 def live() -> str:
     """The dashboard's changing part, fetched every few seconds by htmx."""
-    return render_template("admin/_live.html", **_live_data(), refresh=_refresh_seconds())
+    return render_template("admin/_live.html", **_live_data(), refresh=_refresh_seconds(),
+                           counts_out_of_band=True)
+
+
+@bp.get("/live/rules")
+def live_rules() -> str:
+    """The dashboard's rules, fetched every few seconds by htmx on their own: the quick-arm form
+    beside them, which the user may be typing in, is never sent again."""
+    return render_template("admin/_armed_rules.html", **_rules_data(),
+                           refresh=_refresh_seconds())
 
 
 @bp.post("/quick-arm")
@@ -66,8 +75,7 @@ def quick_arm() -> str | Response:
     for field, errors in form.errors.items():
         flash(f"{field}: {'; '.join(errors)}", "error")
     return render_template("admin/dashboard.html", form=form, **_live_data(),
-                           armed=_armed_rules(), refresh=_refresh_seconds(),
-                           effect=_effect(form)), 400
+                           **_rules_data(), refresh=_refresh_seconds(), effect=_effect(form)), 400
 
 
 @bp.get("/transactions")
@@ -104,8 +112,12 @@ def _live_data() -> dict[str, Any]:
     return {"counts": ledger.counts(), "latest": latest}
 
 
-def _armed_rules() -> list[dict[str, Any]]:
-    return [rule for rule in rule_rows.page(100).items if rule["live"]]
+def _rules_data() -> dict[str, Any]:
+    """The armed rules, newest first, then the newest few that are used up or disabled."""
+    newest = rule_rows.page(100).items
+    return {"armed": [rule for rule in newest if rule["live"]],
+            "spent": [rule for rule in newest if not rule["live"]][:SPENT_SHOWN],
+            "button": ConfirmForm()}
 
 
 def _quick_arm_form(formdata: Any = None) -> QuickArmForm:
