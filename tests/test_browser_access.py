@@ -25,7 +25,8 @@ from browser_support import (  # noqa: F401  (fixtures are used by name)
 
 pytestmark = pytest.mark.slow
 
-PAGES = ["/admin/", "/admin/transactions", "/admin/rules", "/admin/retries"]
+PAGES = ["/admin/", "/admin/transactions", "/admin/rules", "/admin/retries", "/admin/connectors",
+         "/admin/settings"]
 WIDTHS = [pytest.param(PHONE, id="phone"), pytest.param(DESKTOP, id="desktop")]
 WCAG_A_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 CONTROLS = "input:not([type=hidden]), select, textarea, button"
