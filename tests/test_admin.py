@@ -17,8 +17,8 @@ from conftest import card_payload
 PASSWORD = "letmein-42"
 SCRIPT = "<script>window.__xss=1</script>"
 IMG = '"><img src=x onerror="window.__xss=2">'
-PAGES = ["/admin/", "/admin/live", "/admin/transactions", "/admin/retries", "/admin/rules",
-         "/admin/connectors", "/admin/connectors/Default", "/admin/settings",
+PAGES = ["/admin/", "/admin/live", "/admin/live/rules", "/admin/transactions", "/admin/retries",
+         "/admin/rules", "/admin/connectors", "/admin/connectors/Default", "/admin/settings",
          "/admin/settings/export.csv", "/admin/settings/export.json", "/admin/logout"]
 POSTS = ["/admin/quick-arm", "/admin/rules", "/admin/rules/1/toggle", "/admin/rules/1/delete",
          "/admin/connectors", "/admin/connectors/Default", "/admin/connectors/Other/delete",
@@ -162,6 +162,15 @@ def test_script_and_attribute_injection_render_as_text_everywhere(client):
         text = client.get(page).get_data(as_text=True)
         assert "<script>window" not in text and "<img src=x" not in text, page
         assert html.escape(SCRIPT, quote=False) in text or "\\u003cscript" in text, page
+
+
+def test_the_live_rules_fragment_shows_a_rules_match_as_text(client):
+    rule = {"match": {"transaction_id": f"tx-{SCRIPT}"}, "action": {"type": "approve"}}
+    assert client.post("/api/rules", json=rule).status_code == 201
+    text = client.get("/admin/live/rules").get_data(as_text=True)
+    assert "<script>window" not in text
+    assert html.escape(SCRIPT, quote=False) in text
+    assert 'name="csrf_token"' in text  # its delete buttons post with a token
 
 
 # -- quick arm and rules ---------------------------------------------------------------------
