@@ -24,8 +24,6 @@ from urllib.parse import quote
 import requests
 from playwright.sync_api import expect, sync_playwright
 
-from fakeproc.web.admin.attempt_marks import mark_of
-
 CHROMIUM = "/usr/bin/chromium"
 TIME_SCALE = "0.01"  # the demo's own: the timeline's budget line matches how the attempts ran
 VIEWPORT = {"width": 1366, "height": 900}
@@ -82,33 +80,52 @@ def dashboard(page: Any, base: str, path: Path) -> None:
 
 
 def timeline(page: Any, base: str, path: Path) -> None:
-    """The demo's transaction whose attempts show the most kinds of mark."""
-    record = most_marks(base)
+    """The showcase payment's timeline (a phone shows it from the Attempts heading on)."""
+    record = showcase(base) if page.viewport_size["width"] > PHONE["width"] else \
+        api(base, "GET", "/api/transactions/" + SHOWCASE_ID)
     page.goto(f"{base}/admin/transactions/{quote(record['transaction_id'], safe='')}"
               f"?connector={quote(record['connector'], safe='')}")
     expect(page.locator("li.attempt").nth(1)).to_be_visible()
     bottom = page.locator("main").evaluate(
         "main => main.getBoundingClientRect().bottom + window.scrollY")
     viewport = page.viewport_size
-    if viewport["width"] > PHONE["width"]:  # a phone shows its first screen, as a phone does
-        page.set_viewport_size({"width": viewport["width"], "height": min(int(bottom), 1100)})
+    if viewport["width"] > PHONE["width"]:
+        page.set_viewport_size({"width": viewport["width"], "height": min(int(bottom), 1400)})
+    else:  # a phone screen, scrolled to the attempts
+        page.get_by_role("heading", name="Attempts").evaluate("h => window.scrollTo(0, "
+                                                              "h.offsetTop - 8)")
     page.screenshot(path=path)
     page.set_viewport_size(viewport)
 
 
-def most_marks(base: str) -> dict[str, Any]:
-    """Among the demo's retried transactions, the one with the most kinds of mark (answered,
-    late, broken, hung…), then the fewest attempts: the timeline that shows the most."""
-    best, best_key = None, None
-    for retry in api(base, "GET", "/api/retries?limit=200")["data"]:
-        record = api(base, "GET", f"/api/transactions/{quote(retry['transaction_id'], safe='')}"
-                                  f"?connector={quote(retry['connector'], safe='')}")
-        key = (len({mark_of(a) for a in record["attempts"]}), -len(record["attempts"]))
-        if best_key is None or key > best_key:
-            best, best_key = record, key
-    if best is None:
-        raise SystemExit("the demo left no retried transaction")
-    return best
+SHOWCASE_ID = "PKshowcase0f6a1c2e9b8d7a6f5e4d3c2b1a0"
+SHOWCASE = [  # one payment whose attempts meet five different faults, one rule each
+    {"type": "malformed", "variant": "not_json", "charge": True},
+    {"type": "delay", "seconds": 12},
+    {"type": "hang", "seconds": 12},
+    {"type": "drop"},
+    {"type": "http_error", "status": 503},
+    None,  # the last retry meets no fault: the answer
+]
+
+
+def showcase(base: str) -> dict[str, Any]:
+    """A payment Twilio tries six times, each attempt meeting another fault: the timeline that
+    shows most of the marks. Real traffic through the processor endpoint, as Twilio sends it."""
+    transaction_id = SHOWCASE_ID
+    for number, action in enumerate(SHOWCASE, start=1):
+        if action is None:
+            continue
+        api(base, "POST", "/api/rules", {"match": {"transaction_id": transaction_id,
+                                                   "attempt": number}, "action": action,
+                                  "remaining": 1})
+    body = {"method": "charge", "transaction_id": transaction_id, "amount": "42.00",
+            "cardnumber": "4111111111111111", "cvv": "123", "expiry_month": "08",
+            "expiry_year": "2035", "currency_code": "USD", "description": "Order 1042"}
+    for _ in SHOWCASE:
+        with contextlib.suppress(requests.RequestException):
+            requests.post(base + "/", json=body, timeout=30)
+    return api(base, "GET", f"/api/transactions/{transaction_id}")
 
 
 def rule_form(page: Any, base: str, path: Path) -> None:
