@@ -184,7 +184,7 @@ class ServeProcess:
             try:
                 if requests.get(self.url + "/api/health", timeout=1).ok:
                     return self
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not up, or slow to start
                 time.sleep(0.1)
         raise RuntimeError(f"fakeproc serve did not start:\n{self.log()}")
 

@@ -171,7 +171,7 @@ def wait_ready(base: str, process: subprocess.Popen, log_path: Path) -> None:
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise SystemExit(f"fakeproc serve exited:\n{log_path.read_text(errors='replace')}")
-        with contextlib.suppress(requests.ConnectionError):
+        with contextlib.suppress(requests.ConnectionError, requests.Timeout):
             if requests.get(base + "/api/health", timeout=1).ok:
                 return
         time.sleep(0.1)

@@ -244,7 +244,7 @@ def test_ctrl_c_ends_the_server_without_a_traceback(tmp_path):
                 try:
                     if requests.get(f"http://127.0.0.1:{port}/api/health", timeout=1).ok:
                         break
-                except requests.ConnectionError:
+                except (requests.ConnectionError, requests.Timeout):  # not up, or slow to start
                     time.sleep(0.1)
             os.killpg(server.pid, signal.SIGINT)
             assert server.wait(10) == 0

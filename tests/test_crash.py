@@ -44,7 +44,7 @@ class Server:
             try:
                 if requests.get(self.url + "/api/health", timeout=1).ok:
                     return
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not up, or slow to start
                 time.sleep(0.05)
         raise RuntimeError(f"fakeproc serve did not start: {log.read_text()}")
 
