@@ -89,11 +89,13 @@ def empty_store(panel: ServeProcess) -> None:
 
 @pytest.fixture
 def open_page(browser: Any) -> Iterator[Callable[..., Any]]:
-    """Open a page in a context of its own: `logged_in` reuses the module's login."""
+    """Open a page in a context of its own: `state` reuses the module's login, `options` are
+    any more of Playwright's context options (a time zone, JavaScript off…)."""
     contexts = []
 
-    def open_(viewport: dict[str, int] = DESKTOP, state: dict[str, Any] | None = None) -> Any:
-        context = browser.new_context(viewport=viewport, storage_state=state)
+    def open_(viewport: dict[str, int] = DESKTOP, state: dict[str, Any] | None = None,
+              **options: Any) -> Any:
+        context = browser.new_context(viewport=viewport, storage_state=state, **options)
         context.set_default_timeout(WAIT_MS)
         contexts.append(context)
         return context.new_page()

@@ -6,7 +6,6 @@ line with a menu and the quick-arm form comes before the payments list."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -47,22 +46,6 @@ def arm(panel: Any, **rule: Any) -> dict[str, Any]:
 def never_matching(panel: Any) -> dict[str, Any]:
     return arm(panel, match={"transaction_id": "tx-never-sent"}, action={"type": "approve"},
                remaining=5, note="waits for a payment that never comes")
-
-
-@pytest.fixture
-def open_in(browser: Any) -> Iterator[Callable[..., Any]]:
-    """A page in a context of its own, with any of Playwright's context options."""
-    contexts = []
-
-    def open_(**options: Any) -> Any:
-        context = browser.new_context(**{"viewport": DESKTOP, **options})
-        context.set_default_timeout(WAIT_MS)
-        contexts.append(context)
-        return context.new_page()
-
-    yield open_
-    for context in contexts:
-        context.close()
 
 
 def measure(page: Any, *selectors: str) -> list[dict[str, Any]]:
@@ -151,10 +134,10 @@ def in_kolkata(time: Any) -> str:
     return text[11:] if time.get_attribute("data-format") == "clock" else text
 
 
-def test_times_say_utc_and_the_switch_shows_them_local_remembered_and_live(open_in, panel,
+def test_times_say_utc_and_the_switch_shows_them_local_remembered_and_live(open_page, panel,
                                                                           logged_in_state):
     first = charge(panel)
-    page = open_in(storage_state=logged_in_state, timezone_id=KOLKATA)
+    page = open_page(state=logged_in_state, timezone_id=KOLKATA)
     page.goto(panel.url + "/admin/")
     time = row(page, first["transaction_id"]).locator("time")
     expect(time).to_have_text(UTC_CLOCK)
@@ -184,10 +167,10 @@ def test_times_say_utc_and_the_switch_shows_them_local_remembered_and_live(open_
     expect(times.first).to_have_text(UTC_MOMENT)
 
 
-def test_every_time_on_the_panel_says_utc_without_javascript(open_in, panel, logged_in_state):
+def test_every_time_on_the_panel_says_utc_without_javascript(open_page, panel, logged_in_state):
     body = charge(panel)
     charge(panel, transaction_id=body["transaction_id"])  # a retry, for the retries page
-    page = open_in(storage_state=logged_in_state, java_script_enabled=False)
+    page = open_page(state=logged_in_state, java_script_enabled=False)
     for path in ("/admin/", "/admin/transactions", "/admin/retries",
                  f"/admin/transactions/{body['transaction_id']}"):
         page.goto(panel.url + path)
@@ -203,9 +186,9 @@ def test_every_time_on_the_panel_says_utc_without_javascript(open_in, panel, log
 # -- a phone ---------------------------------------------------------------------------------
 
 
-def test_at_phone_width_the_header_is_one_line_whose_menu_opens(open_in, panel,
+def test_at_phone_width_the_header_is_one_line_whose_menu_opens(open_page, panel,
                                                                 logged_in_state):
-    page = open_in(viewport=PHONE, storage_state=logged_in_state)
+    page = open_page(PHONE, logged_in_state)
     page.goto(panel.url + "/admin/")
     header = page.locator("header.topbar")
     assert header.bounding_box()["height"] < ONE_LINE_PX
@@ -240,11 +223,11 @@ def test_at_desktop_width_the_links_show_inline_on_one_line(admin):
     expect(page.get_by_role("radio", name="Local")).to_be_visible()
 
 
-def test_at_phone_width_quick_arm_comes_before_the_payments_list(open_in, panel,
+def test_at_phone_width_quick_arm_comes_before_the_payments_list(open_page, panel,
                                                                  logged_in_state):
     for _ in range(15):
         charge(panel)
-    page = open_in(viewport=PHONE, storage_state=logged_in_state)
+    page = open_page(PHONE, logged_in_state)
     page.goto(panel.url + "/admin/")
     expect(page.locator("tr[data-transaction-id]")).to_have_count(15)
     quick_arm, listed = measure(page, "form#quick-arm", "#live")
