@@ -731,8 +731,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="timed requests per page (20)")
     parser.add_argument("--warmup", type=int, default=2,
                         help="untimed requests per page first (2)")
-    parser.add_argument("--target", type=float, default=300.0, metavar="MS",
-                        help="p95 every page must stay under (300)")
+    parser.add_argument("--target", type=float, default=100.0, metavar="MS",
+                        help="p95 every page must stay under (100)")
     parser.add_argument("--surfaces", default="page,api",
                         help="what to time: page (GET /admin/transactions) and/or api "
                              "(GET /api/transactions) (page,api)")

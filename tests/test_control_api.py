@@ -72,6 +72,31 @@ def test_search_finds_by_transaction_id_charge_id_and_last4(client):
     assert listed_ids(client, q="0005") == [amex["transaction_id"]]
 
 
+def test_a_search_that_matches_an_id_and_last4s_pages_newest_first_each_once(client):
+    """A search for digits matches transaction ids and last 4s alike: the pages merge both,
+    newest first, each transaction once, with the other filters still applied."""
+    sent = []
+    for i in range(7):
+        if i == 3:  # a transaction id that is also a last 4, on a card ending otherwise
+            sent.append(charge(client, transaction_id="1111",
+                               cardnumber="5555555555554444")["transaction_id"])
+        else:
+            sent.append(charge(client)["transaction_id"])  # 4111 1111 1111 1111
+    charge(client, cardnumber="5555555555554444")  # matches nothing
+    charge(client, amount="2001.00")  # declined: the status filter leaves it out
+    seen, cursor = [], None
+    while True:
+        params = {"q": "1111", "status": "succeeded", "limit": 2} | (
+            {"cursor": cursor} if cursor else {})
+        page = client.get("/api/transactions", query_string=params).json
+        assert len(page["data"]) <= 2
+        seen += [t["transaction_id"] for t in page["data"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == list(reversed(sent))
+
+
 def test_the_cursor_walks_every_page_once(client):
     sent = [charge(client)["transaction_id"] for _ in range(7)]
     seen, cursor = [], None

@@ -8,11 +8,11 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, case, delete, func, or_, select
+from sqlalchemy import Select, bindparam, case, delete, func, select
 
 from ..errors import BadRequest, Conflict, NotFound
 from .models import Attempt, Transaction, db
-from .paging import Page, keyset_page
+from .paging import Page, keyset_page, keyset_page_of_any
 
 STATUSES = ("succeeded", "declined", "in_flight", "failed")
 
@@ -43,8 +43,9 @@ class Filters:
 
 def transactions(filters: Filters, limit: int = 50, cursor: str | None = None) -> Page:
     """Newest first, keyed on the row id so that deep pages cost as little as the first."""
-    rows, next_cursor = keyset_page(_filtered(select(Transaction), filters), Transaction.id,
-                                    limit, cursor)
+    query = _filtered(select(Transaction), filters)
+    rows, next_cursor = keyset_page_of_any(_searched(query, filters.q), Transaction.id, limit,
+                                           cursor)
     return Page([transaction_json(row) for row in rows], next_cursor)
 
 
@@ -165,23 +166,28 @@ def _filtered(query: Select, filters: Filters) -> Select:
         query = query.where(Transaction.transaction_id == filters.transaction_id)
     if filters.connector is not None:
         query = query.where(Transaction.connector == filters.connector)
-    if filters.status is not None:
-        query = query.where(Transaction.status == filters.status)
+    if filters.status is not None:  # written out, so the in-flight partial index can match
+        query = query.where(Transaction.status == bindparam("status", filters.status,
+                                                            literal_execute=True))
     if filters.method is not None:
         query = query.where(Transaction.method == filters.method)
     if filters.retried:
         query = query.where(Transaction.attempt_count > 1)
     if filters.orphaned:
         query = query.where(Transaction.orphaned.is_(True))
-    if filters.q:
-        q = filters.q.strip()
-        found = [Transaction.transaction_id == q, Transaction.result_id == q]
-        # Only digits can be a last 4 (or last 2); leaving last4 out otherwise lets the
-        # database answer from the indexes on the two ids instead of reading every row.
-        if q.isascii() and q.isdigit() and len(q) <= 4:
-            found.append(Transaction.last4 == q)
-        query = query.where(or_(*found))
     return query
+
+
+def _searched(query: Select, q: str | None) -> list[Select]:
+    """The search `q` as one query per place it can match, each answered from its own index
+    (transaction id, charge or token id, last 4), whether the last 4 is common or rare."""
+    if not q or not q.strip():
+        return [query]
+    q = q.strip()
+    found = [Transaction.transaction_id == q, Transaction.result_id == q]
+    if q.isascii() and q.isdigit() and len(q) <= 4:  # only digits can be a last 4 (or last 2)
+        found.append(Transaction.last4 == q)
+    return [query.where(condition) for condition in found]
 
 
 def _iso(moment) -> str | None:

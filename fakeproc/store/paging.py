@@ -30,11 +30,23 @@ class Page:
 def keyset_page(query: Select, key: InstrumentedAttribute, limit: int,
                 cursor: str | None) -> tuple[list[Any], str | None]:
     """One page of `query`, newest (highest `key`) first, and the cursor of the next page."""
+    return keyset_page_of_any([query], key, limit, cursor)
+
+
+def keyset_page_of_any(queries: list[Select], key: InstrumentedAttribute, limit: int,
+                       cursor: str | None) -> tuple[list[Any], str | None]:
+    """One page of the rows that any of `queries` finds, newest first. Each query walks its own
+    index for its first `limit + 1` rows and the pages merge: the union's page is among them,
+    where one OR of the conditions could read the whole table."""
     if not 1 <= limit <= MAX_LIMIT:
         raise BadRequest(f"limit must be from 1 to {MAX_LIMIT}")
-    if cursor:
-        query = query.where(key < _decode(cursor))
-    rows = list(db.session.execute(query.order_by(key.desc()).limit(limit + 1)).scalars())
+    found: dict[Any, Any] = {}
+    for query in queries:
+        if cursor:
+            query = query.where(key < _decode(cursor))
+        for row in db.session.execute(query.order_by(key.desc()).limit(limit + 1)).scalars():
+            found[getattr(row, key.key)] = row
+    rows = [found[k] for k in sorted(found, reverse=True)]
     if len(rows) <= limit:
         return rows, None
     return rows[:limit], _encode(getattr(rows[limit - 1], key.key))
