@@ -20,7 +20,7 @@ wrong, 2 when the benchmark could not run (the store, the server, or the admin p
 
 The store is cached in --cache-dir (~/.cache/fakeproc-bench), keyed by row count, seed, schema
 revision and the builder's version; a run copies it, so the cached file is never written to.
-Building 100,000 rows takes about 20 s. Target: p95 < 300 ms (--target). The server
+Building 100,000 rows takes about 20 s. Target: p95 < 100 ms (--target). The server
 process handling and the quiet wait come from serving.py.
 """
 
