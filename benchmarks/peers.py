@@ -36,10 +36,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # the other benchmarks, also when run from elsewhere
 
-from multi_instance import URL_VARIABLES, Databases, _table, read_back  # noqa: E402
-
 from hold_open import code_version  # noqa: E402
 from load_charge import PythonLoad, Result, percentile, verify_database  # noqa: E402
+from multi_instance import URL_VARIABLES, Databases, _table, read_back  # noqa: E402
 from serving import (  # noqa: E402
     CLK_TCK,
     HOST,
