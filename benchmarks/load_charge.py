@@ -32,6 +32,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -287,12 +288,10 @@ class PythonLoad:
                 task.cancel()
 
 
-def run_python(server: ServerProcess, result: Result, args, prefix: str) -> None:
-    load = PythonLoad(server.port, prefix, args.connections, args.timeout)
-
-    def snapshot() -> CpuSnapshot:
-        return CpuSnapshot.take(server.proc.pid, self_cpu())
-
+def measure_load(load: PythonLoad, snapshot: Callable[[], CpuSnapshot], result: Result,
+                 args, shown_errors: int = 10) -> None:
+    """Run `load` (warm-up, then the measured window) and fill `result`: throughput, latency,
+    errors with their most common kinds, and CPU between the two snapshots."""
     seconds, before, after = asyncio.run(load.run(args.warmup, args.duration, snapshot))
     latencies = sorted(load.latencies)
     result.requests, result.seconds, result.errors = len(latencies), seconds, load.errors
@@ -300,9 +299,18 @@ def run_python(server: ServerProcess, result: Result, args, prefix: str) -> None
     result.p99_ms = 1000 * percentile(latencies, 99)
     result.set_cpu(before, after)
     samples = sorted(load.error_samples.items(), key=lambda item: -item[1])
-    result.notes += [f"{count} x {reason}" for reason, count in samples[:10]]
-    if len(samples) > 10:
-        result.notes.append(f"... and {len(samples) - 10} other kinds of error")
+    result.notes += [f"{count} x {reason}" for reason, count in samples[:shown_errors]]
+    if len(samples) > shown_errors:
+        result.notes.append(f"... and {len(samples) - shown_errors} other kinds of error")
+
+
+def run_python(server: ServerProcess, result: Result, args, prefix: str) -> None:
+    load = PythonLoad(server.port, prefix, args.connections, args.timeout)
+
+    def snapshot() -> CpuSnapshot:
+        return CpuSnapshot.take(server.proc.pid, self_cpu())
+
+    measure_load(load, snapshot, result, args)
 
 
 # -- the wrk load generator ----------------------------------------------------------------------

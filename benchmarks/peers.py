@@ -22,7 +22,6 @@ when the benchmark could not run (npm, PostgreSQL, a server that did not start).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import shlex
@@ -37,7 +36,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # the other benchmarks, also when run from elsewhere
 
 from hold_open import code_version  # noqa: E402
-from load_charge import PythonLoad, Result, percentile, verify_database  # noqa: E402
+from load_charge import PythonLoad, Result, measure_load, verify_database  # noqa: E402
 from multi_instance import URL_VARIABLES, Databases, _table, read_back  # noqa: E402
 from serving import (  # noqa: E402
     CLK_TCK,
@@ -136,14 +135,7 @@ def measure(server: ServerProcess, result: Result, args, prefix: str, postgres: 
         own = tree_cpu(server.proc.pid) + (postgres_cpu() if postgres else 0.0)
         return CpuSnapshot(time.perf_counter(), own, self_cpu(), busy, total)
 
-    seconds, before, after = asyncio.run(load.run(args.warmup, args.duration, snapshot))
-    latencies = sorted(load.latencies)
-    result.requests, result.seconds, result.errors = len(latencies), seconds, load.errors
-    result.p50_ms = 1000 * percentile(latencies, 50)
-    result.p99_ms = 1000 * percentile(latencies, 99)
-    result.set_cpu(before, after)
-    samples = sorted(load.error_samples.items(), key=lambda item: -item[1])
-    result.notes += [f"{count} x {reason}" for reason, count in samples[:5]]
+    measure_load(load, snapshot, result, args, shown_errors=5)
     return load.answered + 1
 
 
