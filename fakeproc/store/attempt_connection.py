@@ -21,15 +21,21 @@ _current: ContextVar[Unit | None] = ContextVar("fakeproc_unit", default=None)
 
 
 class Unit:
-    """A connection taken from the pool on first use and given back by `release`."""
+    """A connection taken from the pool on first use and given back by `release`.
+
+    On SQLite a unit that writes joins the group of writers sharing one transaction (see
+    `sqlite_write_turns`) and uses the group's connection until it commits or releases."""
 
     def __init__(self) -> None:
         self._connection: Connection | None = None
         self._turns: sqlite_write_turns.Turns | None = None  # while this unit holds a turn to write
+        self._group: sqlite_write_turns.Group | None = None  # the shared transaction it writes in
         self.patient = False  # its writes may wait behind other requests' (see turns)
         self.info: dict[str, Any] = {}
 
     def connection(self) -> Connection:
+        if self._group is not None:
+            return self._group.connection
         if self._connection is None:
             self._connection = db.engine.connect()
         return self._connection
@@ -38,46 +44,75 @@ class Unit:
         """The connection, inside a transaction that holds the database's write lock.
 
         On SQLite the unit first waits for its turn among the process's writers (see
-        `turns`), then takes the lock; it holds both until it commits."""
-        if self._turns is None and db.engine.dialect.name == "sqlite":
+        `sqlite_write_turns`): the turn comes with the transaction of the writers before it,
+        or it begins one and takes the lock. It holds both until it commits."""
+        if self._group is None and db.engine.dialect.name == "sqlite":
             # The turn first, then a connection: writers queued for their turn hold none.
             writers = sqlite_write_turns.turns_for(db.engine)
-            writers.acquire(self.patient)
-            self._turns = writers
-            connection = self.connection()
-            if not connection.in_transaction():
-                connection.begin()
-            sqlite_write_turns.lock_for_writing(connection.connection.driver_connection)
-            return connection
+            group = writers.acquire(self.patient)
+            try:
+                if group is None:
+                    group = self._begin_group()
+                group.join()
+            except BaseException:
+                writers.end(group)
+                raise
+            self._turns, self._group = writers, group
         return self.connection()
 
-    def _end_turn(self) -> None:
-        if self._turns is not None:
-            self._turns, writers = None, self._turns
+    def _begin_group(self) -> sqlite_write_turns.Group:
+        connection = self.connection()
+        if not connection.in_transaction():
+            connection.begin()
+        sqlite_write_turns.lock_for_writing(connection.connection.driver_connection)
+        self._connection = None  # the group's now: whoever ends it gives it back
+        return sqlite_write_turns.Group(connection)
+
+    def _leave_group(self, done: bool) -> None:
+        """Keep (`done`) or undo this unit's writes, then pass the turn on with the open
+        transaction, or commit it for every writer in it. A unit that handed its writes over
+        waits for their commit before it may answer."""
+        group, writers = self._group, self._turns
+        self._group = self._turns = None
+        assert group is not None and writers is not None
+        try:
+            group.leave(done)
+        except BaseException:
+            writers.end(group)
+            raise
+        if group.open_for_more() and writers.hand_over(group):
+            if done:
+                group.wait()
+            return
+        try:
+            group.commit()
+        finally:
             writers.release()
 
     def commit(self) -> None:
-        if self._connection is not None:
+        if self._group is not None:
+            self._leave_group(done=True)
+        elif self._connection is not None:
             self._connection.commit()
-        self._end_turn()
 
     def release(self) -> None:
         """Commit and give the connection back, before a long wait or sleep."""
+        self.commit()
         if self._connection is not None:
             self._connection.commit()
             self._connection.close()
             self._connection = None
-        self._end_turn()
         self.info.clear()
 
     def close(self) -> None:
         try:
+            if self._group is not None:
+                self._leave_group(done=False)
+        finally:
             if self._connection is not None:
                 self._connection.rollback()
                 self._connection.close()
                 self._connection = None
-        finally:
-            self._end_turn()
 
 
 @contextmanager
