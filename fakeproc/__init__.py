@@ -39,12 +39,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from .processor.runtime import Runtime
     from .store import schema
     from .web import register
+    from .web.endpoint import ProcessorRoute
     from .web.transport import ConnectionFaults
 
     app.extensions["fakeproc"] = Runtime(app.config)
     Migrate(app, db, directory=str(schema.MIGRATIONS))
     register(app)
-    app.wsgi_app = ConnectionFaults(app.wsgi_app)  # type: ignore[method-assign]
+    app.wsgi_app = ConnectionFaults(ProcessorRoute(app, app.wsgi_app))  # type: ignore[method-assign]
     if app.config["PROXY_FIX"]:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1,
                                 x_prefix=1)  # type: ignore[method-assign]

@@ -356,6 +356,23 @@ def test_body_over_64_kib_is_413_json(client, path, key):
     assert isinstance(body["error_message"], str) and body["error_message"]
 
 
+@pytest.mark.parametrize("path,method,key", [
+    ("/", "charge", "charge_id"), ("/tokenize", "tokenize", "token_id"),
+    ("/connectors/Default/tokenize", "tokenize", "token_id")])
+def test_an_unexpected_failure_is_a_logged_500_in_the_processor_shape(app, client, path, method,
+                                                                      key, caplog, monkeypatch):
+    def broken(*_args: Any, **_kwargs: Any) -> None:
+        raise RuntimeError("the disk went away")
+
+    monkeypatch.setattr(app.extensions["fakeproc"].processor, "handle", broken)
+    body = answer_of(post(client, card_payload(method=method), path), 500)
+    assert body == {key: None, "error_code": "http_error",
+                    "error_message": "fakeproc hit an internal error; see its log"}
+    [logged] = [record for record in caplog.records if record.exc_info]
+    assert logged.getMessage() == f"unhandled error on POST {path}"
+    assert "the disk went away" in str(logged.exc_info[1])
+
+
 BAD_REQUESTS = [
     # not JSON, not an object
     pytest.param(b"not json", NOT_JSON, id="not-json"),

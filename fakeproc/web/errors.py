@@ -35,15 +35,31 @@ def _is_processor_path(path: str) -> bool:
     return path in ("/", "/charge", "/tokenize") or path.startswith("/connectors/")
 
 
-def _path_method() -> str | None:
-    tail = request.path.rstrip("/").rsplit("/", 1)[-1]
+def _path_method(path: str) -> str | None:
+    tail = path.rstrip("/").rsplit("/", 1)[-1]
     return tail if tail in ("charge", "tokenize") else None
+
+
+def processor_failure(error: Exception, method: str, path: str) -> Response:
+    """The processor endpoint's JSON answer to what went wrong with a request to `path`."""
+    if isinstance(error, InvalidRequest):
+        return processor_error(400, "invalid_request", error.message, error.method)
+    if not isinstance(error, HTTPException):
+        log.exception("unhandled error on %s %s", method, path, exc_info=error)
+        error = InternalServerError("fakeproc hit an internal error; see its log")
+    status = error.code or 500
+    response = processor_error(status, _PROCESSOR_CODES.get(status, "http_error"),
+                               error.description or error.name, _path_method(path))
+    for name in ("Allow", "WWW-Authenticate"):
+        if name in error.get_response().headers:
+            response.headers[name] = error.get_response().headers[name]
+    return response
 
 
 def register(app: Flask) -> None:
     @app.errorhandler(InvalidRequest)
     def invalid_request(error: InvalidRequest) -> Response:
-        return processor_error(400, "invalid_request", error.message, error.method)
+        return processor_failure(error, request.method, request.path)
 
     @app.errorhandler(DomainError)
     def domain_error(error: DomainError) -> Response:
@@ -55,15 +71,11 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response:
-        status = error.code or 500
-        if request.path.startswith("/api/"):
-            response = api_error(status, error.description or error.name)
-        elif _is_processor_path(request.path):
-            code = _PROCESSOR_CODES.get(status, "http_error")
-            response = processor_error(status, code, error.description or error.name,
-                                       _path_method())
-        else:
+        if _is_processor_path(request.path):
+            return processor_failure(error, request.method, request.path)
+        if not request.path.startswith("/api/"):
             return error.get_response()
+        response = api_error(error.code or 500, error.description or error.name)
         for name in ("Allow", "WWW-Authenticate"):
             if name in error.get_response().headers:
                 response.headers[name] = error.get_response().headers[name]

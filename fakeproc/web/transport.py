@@ -13,7 +13,7 @@ import socket
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from flask import Response, request
+from werkzeug.wrappers import Response
 
 from ..processor.delivery import Delivery
 
@@ -23,15 +23,16 @@ ARRIVED = "fakeproc.received_at"
 _SOCKET_KEYS = ("gunicorn.socket", "werkzeug.socket")
 
 
-def to_response(delivery: Delivery) -> Response:
-    """The Flask response for a delivery; a connection fault acts on the socket first."""
+def to_response(delivery: Delivery, environ: dict[str, Any]) -> Response:
+    """The response for a delivery to the request of `environ`; a connection fault acts on
+    the socket first."""
     if delivery.kind == "response" and delivery.raw is None:
         response = Response(delivery.body, status=delivery.status,
                             content_type=delivery.content_type)
         if delivery.content_type is None:
             del response.headers["Content-Type"]
         return response
-    client = _client_socket()
+    client = _client_socket(environ)
     if client is None:
         fault = "truncated" if delivery.raw is not None else delivery.kind
         return Response(f"fakeproc: {fault} needs a real connection".encode(), status=502,
@@ -42,13 +43,13 @@ def to_response(delivery: Delivery) -> Response:
         client.shutdown(socket.SHUT_RDWR)
     except OSError:  # the client had already gone
         pass
-    request.environ[HANDLED] = True
+    environ[HANDLED] = True
     return Response(b"", status=200)
 
 
-def _client_socket() -> socket.socket | None:
+def _client_socket(environ: dict[str, Any]) -> socket.socket | None:
     for key in _SOCKET_KEYS:
-        client = request.environ.get(key)
+        client = environ.get(key)
         if client is not None:
             return client
     return None
