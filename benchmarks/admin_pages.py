@@ -1,32 +1,40 @@
 #!/usr/bin/env python3
 """Admin transaction pages: first page, filters, page two and searches over 100,000 transactions.
 
-Builds (once, then cached) a SQLite store of --rows transactions shaped exactly as fakeproc
-stores them: several connectors in test and open mode, charges and tokens, cards and ACH,
-approvals, declines, failed and in-flight transactions, retries with up to four attempts,
-orphans, thousands of distinct last 4 digits, with their attempts. It starts
-`python -m fakeproc serve --workers 1` on a copy of that store and, over one keep-alive
-connection, times `GET /admin/transactions` for the first page, each filter, a filtered page two,
-and searches by transaction id, charge id, last 4 and one that matches nothing: --repeats
-requests each after --warmup. It also times `GET /api/transactions` with the same parameters
-(the page's JSON twin, the same domain function) and checks the JSON answers against the store.
-Prints p50/p95/max per page and surface. Exits 1 when a p95 misses --target or an answer is
-wrong, 2 when the benchmark could not run (the store, the server, or the admin page missing).
+Builds (once, then cached) a SQLite store of --rows transactions, or with --database-url a
+PostgreSQL one, shaped exactly as fakeproc stores them: several connectors in test and open
+mode, charges and tokens, cards and ACH, approvals, declines, failed and in-flight transactions,
+retries with up to four attempts, orphans, thousands of distinct last 4 digits, with their
+attempts. It starts `python -m fakeproc serve --workers 1` on a copy of that store and, over one
+keep-alive connection, times `GET /admin/transactions` for the first page, each filter, a
+filtered page two, and searches by transaction id, charge id, last 4 and one that matches
+nothing: --repeats requests each after --warmup. It also times `GET /api/transactions` with the
+same parameters (the page's JSON twin, the same domain function) and checks the JSON answers
+against the store. Prints p50/p95/max per page and surface. Exits 1 when a p95 misses --target
+or an answer is wrong, 2 when the benchmark could not run (the store, the server, or the admin
+page missing).
 
     python benchmarks/admin_pages.py                     # 100,000 rows, page and API, 20 each
     python benchmarks/admin_pages.py --surfaces api      # the JSON twin only
-    python benchmarks/admin_pages.py --plans             # + EXPLAIN QUERY PLAN of each query
+    python benchmarks/admin_pages.py --plans             # + the plan of each query
     python benchmarks/admin_pages.py --rows 300000 --rebuild
+    python benchmarks/admin_pages.py --rows 1000000 \
+        --database-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres
 
-The store is cached in --cache-dir (~/.cache/fakeproc-bench), keyed by row count, seed, schema
-revision and the builder's version; a run copies it, so the cached file is never written to.
-Building 100,000 rows takes about 20 s. Target: p95 < 100 ms (--target). The server
-process handling and the quiet wait come from serving.py.
+A SQLite store is cached in --cache-dir (~/.cache/fakeproc-bench), keyed by row count, seed,
+schema revision and the builder's version; a run copies it, so the cached file is never written
+to. A PostgreSQL store is the database fakeproc_bench_admin_<rows>_seed<seed> on the server of
+--database-url, the rest of its key in the database's comment; a run serves a copy made with
+CREATE DATABASE … TEMPLATE and drops it at the end. Both stores hold the same rows for a seed
+(times are relative to the build, fingerprints under each store's key). Building 100,000 rows
+takes about 20 s. Target: p95 < 100 ms (--target). The server process handling and the quiet
+wait come from serving.py.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -34,13 +42,12 @@ import random
 import re
 import shlex
 import shutil
-import sqlite3
 import statistics
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -337,52 +344,169 @@ def schema_revision() -> str:
     return ScriptDirectory(str(MIGRATIONS)).get_current_head() or "none"
 
 
-def build_store(path: Path, rows: int, seed: int) -> None:
-    """A fresh store at `path`: the app's migrations, its connectors, then the rows in bulk."""
-    from sqlalchemy import insert, text
+def cache_key(args) -> str:
+    """What a cached store must match: rows, seed, schema revision and the builder's version."""
+    return f"{args.rows}-seed{args.seed}-schema{schema_revision()}-v{BUILDER_VERSION}"
 
+
+def build_store(url: str, rows: int, seed: int) -> None:
+    """A fresh store at `url`: the app's migrations, its connectors, then the rows in bulk."""
     from fakeproc import create_app
     from fakeproc.control import connectors
     from fakeproc.control.schemas import ConnectorCreate
     from fakeproc.store.models import Attempt, Transaction, db
     from fakeproc.web.runtime import runtime
 
-    app = create_app({"DATABASE_URL": f"sqlite:///{path}"})
+    app = create_app({"DATABASE_URL": url})
     with app.app_context():
         for name, mode, _ in CONNECTORS:
             if name != "Default":
                 connectors.create(ConnectorCreate(unique_name=name, mode=mode),
                                   runtime().fingerprints)
         maker = StoreMaker(rows, seed, runtime().fingerprints, datetime.now(timezone.utc))
+        postgres = db.engine.dialect.name == "postgresql"
+        write = _copy_rows if postgres else _insert_rows
         for transactions, attempts in maker.batches(5000):
-            db.session.execute(insert(Transaction), transactions)
-            db.session.execute(insert(Attempt), attempts)
+            write(db.session, Transaction, transactions)
+            write(db.session, Attempt, attempts)
             db.session.commit()
-        db.session.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
+        _finish_build(db.session, postgres)
         db.session.commit()
         db.engine.dispose()
 
 
-def cached_store(args) -> tuple[Path, str]:
-    """The cached store for these options, built first when missing or --rebuild."""
-    cache = Path(args.cache_dir).expanduser()
-    cache.mkdir(parents=True, exist_ok=True)
-    name = (f"admin-pages-{args.rows}-seed{args.seed}-schema{schema_revision()}"
-            f"-v{BUILDER_VERSION}.db")
-    path = cache / name
-    if path.exists() and not args.rebuild:
-        return path, "cached"
-    building = cache / f"{name}.building-{os.getpid()}"
-    started = time.monotonic()
-    print(f"# building {args.rows:,} transactions into {path} ...", flush=True)
-    try:
-        build_store(building, args.rows, args.seed)
-        building.replace(path)
-    finally:
-        for leftover in (building, *(Path(f"{building}{s}") for s in ("-wal", "-shm",
-                                                                         ".lock", ".version"))):
-            leftover.unlink(missing_ok=True)
-    return path, f"built in {time.monotonic() - started:.0f} s"
+def _insert_rows(session, model, rows: list[dict]) -> None:
+    from sqlalchemy import insert
+
+    session.execute(insert(model), rows)
+
+
+def _copy_rows(session, model, rows: list[dict]) -> None:
+    """The rows through COPY, each value bound as SQLAlchemy binds it (JSONB, naive UTC)."""
+    connection = session.connection()
+    dialect = connection.dialect
+    columns = [model.__table__.c[name] for name in rows[0]]
+    binds = [(c.name, c.type.dialect_impl(dialect).bind_processor(dialect)) for c in columns]
+    statement = (f"COPY {model.__tablename__} ({', '.join(c.name for c in columns)}) "
+                 "FROM STDIN")
+    cursor = connection.connection.driver_connection.cursor()
+    with cursor.copy(statement) as copy:
+        for row in rows:
+            copy.write_row([bind(row[name]) if bind else row[name] for name, bind in binds])
+
+
+def _finish_build(session, postgres: bool) -> None:
+    from sqlalchemy import text
+
+    if postgres:  # the rows came with their ids: the sequences must follow
+        for table in ("transactions", "attempts"):
+            session.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                                 f"(SELECT max(id) FROM {table}))"))
+    else:
+        session.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
+
+
+class SQLiteStore:
+    """The store as a file in --cache-dir; a run serves a copy, so the cache is never written."""
+
+    def __init__(self, args):
+        self.args = args
+        self.path = Path(args.cache_dir).expanduser() / f"admin-pages-{cache_key(args)}.db"
+        self.name = str(self.path)
+
+    def prepare(self) -> str:
+        """Build the store when missing or --rebuild; say how it came."""
+        if self.path.exists() and not self.args.rebuild:
+            return "cached"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        building = self.path.with_name(f"{self.path.name}.building-{os.getpid()}")
+        started = time.monotonic()
+        print(f"# building {self.args.rows:,} transactions into {self.path} ...", flush=True)
+        try:
+            build_store(f"sqlite:///{building}", self.args.rows, self.args.seed)
+            building.replace(self.path)
+        finally:
+            for leftover in (building, *(Path(f"{building}{s}") for s in (
+                    "-wal", "-shm", ".lock", ".version"))):
+                leftover.unlink(missing_ok=True)
+        return f"built in {time.monotonic() - started:.0f} s"
+
+    @contextlib.contextmanager
+    def copy(self, workdir: Path) -> Iterator[str]:
+        """The URL of a copy of the store for one run."""
+        db_path = workdir / "admin.db"
+        shutil.copyfile(self.path, db_path)
+        yield f"sqlite:///{db_path}"
+
+    def size(self) -> int:
+        return self.path.stat().st_size
+
+
+class PostgresStore:
+    """The store as a database on the server of --database-url, named by rows and seed, with the
+    rest of its cache key as the database's comment, set once the build is complete. A run
+    serves a copy (CREATE DATABASE … TEMPLATE), dropped at the end."""
+
+    def __init__(self, args):
+        from sqlalchemy import create_engine
+        from sqlalchemy.engine import make_url
+
+        self.args, self.base = args, make_url(args.database_url)
+        self.name = f"fakeproc_bench_admin_{args.rows}_seed{args.seed}"
+        self.key = f"admin-pages-{cache_key(args)}"
+        self.admin = create_engine(self.base, isolation_level="AUTOCOMMIT")
+
+    def url(self, database: str) -> str:
+        return self.base.set(database=database).render_as_string(hide_password=False)
+
+    def _sql(self, statement: str, database: str | None = None, **params):
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(self.url(database), isolation_level="AUTOCOMMIT") \
+            if database else self.admin
+        try:
+            with engine.connect() as connection:
+                result = connection.execute(text(statement), params)
+                return result.all() if result.returns_rows else []
+        finally:
+            if database:
+                engine.dispose()
+
+    def prepare(self) -> str:
+        """Build the store when missing, of another key, unfinished or --rebuild."""
+        found = self._sql("SELECT shobj_description(oid, 'pg_database') FROM pg_database "
+                          "WHERE datname = :name", name=self.name)
+        if found and found[0][0] == self.key and not self.args.rebuild:
+            return "cached"
+        started = time.monotonic()
+        print(f"# building {self.args.rows:,} transactions into database {self.name} on "
+              f"{self.base.host}:{self.base.port or 5432} ...", flush=True)
+        self._sql(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        self._sql(f'CREATE DATABASE "{self.name}"')
+        build_store(self.url(self.name), self.args.rows, self.args.seed)
+        self._sql("VACUUM ANALYZE", database=self.name)
+        self._sql(f"COMMENT ON DATABASE \"{self.name}\" IS '{self.key}'")
+        return f"built in {time.monotonic() - started:.0f} s"
+
+    @contextlib.contextmanager
+    def copy(self, workdir: Path) -> Iterator[str]:
+        """The URL of a copy of the store for one run; FILE_COPY copies the files as they are
+        rather than through the WAL (PostgreSQL 15 and later)."""
+        run_name = f"fakeproc_bench_admin_run_{os.getpid()}"
+        version = self._sql("SHOW server_version_num")[0][0]
+        strategy = " STRATEGY FILE_COPY" if int(version) >= 150000 else ""
+        self._sql(f'CREATE DATABASE "{run_name}" TEMPLATE "{self.name}"{strategy}')
+        try:
+            yield self.url(run_name)
+        finally:
+            if self.args.keep:
+                print(f"kept database: {run_name}")
+            else:
+                self._sql(f'DROP DATABASE IF EXISTS "{run_name}" WITH (FORCE)')
+            self.admin.dispose()
+
+    def size(self) -> int:
+        return self._sql("SELECT pg_database_size(:name)", name=self.name)[0][0]
 
 
 # -- what is timed ---------------------------------------------------------------------------
@@ -399,22 +523,26 @@ class Case:
     expected: int = 0  # transactions the page should list
 
 
-def make_cases(db_path: Path) -> list[Case]:
+def make_cases(url: str) -> list[Case]:
     """The pages to time, with search targets picked from the store (rare where it matters)."""
-    with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as conn:
-        total = conn.execute("SELECT max(id) FROM transactions").fetchone()[0]
-        txid = conn.execute("SELECT transaction_id FROM transactions WHERE id = ?",
-                            (total // 2,)).fetchone()[0]
-        charge_id = conn.execute(
-            "SELECT result_id FROM transactions WHERE id <= ? AND method = 'charge' "
-            "AND result_id IS NOT NULL ORDER BY id DESC LIMIT 1", (total // 3,)).fetchone()[0]
-        rare_last4 = conn.execute(
-            "SELECT last4 FROM transactions WHERE length(last4) = 4 GROUP BY last4 "
-            "ORDER BY count(*), last4 LIMIT 1").fetchone()[0]
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    engine = create_engine(url, poolclass=NullPool)
+    with engine.connect() as conn:
+        total = _one(conn, "SELECT max(id) FROM transactions")
+        txid = _one(conn, "SELECT transaction_id FROM transactions WHERE id = :id",
+                    id=total // 2)
+        charge_id = _one(
+            conn, "SELECT result_id FROM transactions WHERE id <= :id AND method = 'charge' "
+            "AND result_id IS NOT NULL ORDER BY id DESC LIMIT 1", id=total // 3)
+        rare_last4 = _one(
+            conn, "SELECT last4 FROM transactions WHERE length(last4) = 4 GROUP BY last4 "
+            "ORDER BY count(*), last4 LIMIT 1")
         small = min(CONNECTORS, key=lambda c: c[2])[0]
         large = max(CONNECTORS, key=lambda c: c[2])[0]
     cases = [
-        Case("first page", {}, "1", lambda t: True),
+        Case("first page", {}, "1 = 1", lambda t: True),
         *(Case(f"status={s}", {"status": s}, f"status = '{s}'",
                lambda t, s=s: t["status"] == s) for s in ("succeeded", "declined", "failed",
                                                            "in_flight")),
@@ -423,13 +551,13 @@ def make_cases(db_path: Path) -> list[Case]:
         *(Case(f"connector={name}", {"connector": name}, f"connector = '{name}'",
                lambda t, name=name: t["connector"] == name) for name in (small, large)),
         Case("retried=1", {"retried": "1"}, "attempt_count > 1", lambda t: t["retried"]),
-        Case("orphaned=1", {"orphaned": "1"}, "orphaned = 1", lambda t: t["orphaned"]),
+        Case("orphaned=1", {"orphaned": "1"}, "orphaned", lambda t: t["orphaned"]),
         Case("declined on checkout", {"status": "declined", "connector": "checkout"},
              "status = 'declined' AND connector = 'checkout'",
              lambda t: t["status"] == "declined" and t["connector"] == "checkout"),
         Case("status=declined, page 2", {"status": "declined"}, "status = 'declined'",
              lambda t: t["status"] == "declined", page_two=True),
-        Case("orphaned=1, page 2", {"orphaned": "1"}, "orphaned = 1",
+        Case("orphaned=1, page 2", {"orphaned": "1"}, "orphaned",
              lambda t: t["orphaned"], page_two=True),
     ]
     for name, q in (("q=transaction id", txid), ("q=charge id", charge_id),
@@ -439,16 +567,23 @@ def make_cases(db_path: Path) -> list[Case]:
                           f"(transaction_id = '{q}' OR result_id = '{q}' OR last4 = '{q}')",
                           lambda t, q=q: q in (t["transaction_id"], t.get("charge_id"),
                                                t.get("token_id"), t["last4"])))
-    with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as conn:
+    with engine.connect() as conn:
         for case in cases:
-            count = conn.execute(f"SELECT count(*) FROM transactions WHERE {case.where}"
-                                 ).fetchone()[0]
-            newest = conn.execute(f"SELECT transaction_id FROM transactions WHERE {case.where} "
-                                  "ORDER BY id DESC LIMIT 1 OFFSET ?",
-                                  (PAGE_SIZE if case.page_two else 0,)).fetchone()
-            case.matches, case.newest = count, newest[0] if newest else None
-            case.expected = max(0, min(PAGE_SIZE, count - (PAGE_SIZE if case.page_two else 0)))
+            skip = PAGE_SIZE if case.page_two else 0
+            case.matches = _one(conn, f"SELECT count(*) FROM transactions WHERE {case.where}")
+            case.newest = _one(conn, "SELECT transaction_id FROM transactions WHERE "
+                               f"{case.where} ORDER BY id DESC LIMIT 1 OFFSET :skip", skip=skip)
+            case.expected = max(0, min(PAGE_SIZE, case.matches - skip))
+    engine.dispose()
     return cases
+
+
+def _one(conn, statement: str, **params):
+    """The first column of the first row (None when there is none); the SQL runs on both
+    SQLite and PostgreSQL."""
+    from sqlalchemy import text
+
+    return conn.execute(text(statement), params).scalar()
 
 
 class Browser:
@@ -615,7 +750,7 @@ def page_state(browser: Browser) -> str | None:
 
 # -- query plans -----------------------------------------------------------------------------
 
-def print_plans(db_path: Path, cases: list[Case], runs: int = 5) -> None:
+def print_plans(url: str, cases: list[Case], runs: int = 5) -> None:
     """The statements `ledger.transactions` runs for each case, their plans and their time
     in-process (no HTTP, no rendering)."""
     from sqlalchemy import event
@@ -624,10 +759,12 @@ def print_plans(db_path: Path, cases: list[Case], runs: int = 5) -> None:
     from fakeproc.store import ledger
     from fakeproc.store.models import db
 
-    app = create_app({"DATABASE_URL": f"sqlite:///{db_path}"})
-    print("\nquery plans (EXPLAIN QUERY PLAN of the statement ledger.transactions runs) and "
-          f"its time in-process, median of {runs}:")
+    app = create_app({"DATABASE_URL": url})
     with app.app_context():
+        postgres = db.engine.dialect.name == "postgresql"
+        print(f"\nquery plans ({'EXPLAIN (ANALYZE, BUFFERS)' if postgres else 'EXPLAIN QUERY PLAN'}"
+              " of each statement ledger.transactions runs) and its time in-process, "
+              f"median of {runs}:")
         seen: list[tuple[str, object]] = []
 
         def capture(_conn, _cursor, statement, parameters, _context, _many):
@@ -645,23 +782,33 @@ def print_plans(db_path: Path, cases: list[Case], runs: int = 5) -> None:
                 cursor = ledger.transactions(filters, PAGE_SIZE).next_cursor
                 if cursor is None:
                     continue
-            seen.clear()
             millis = []
             for _ in range(runs):
+                seen.clear()
                 started = time.perf_counter()
                 ledger.transactions(filters, PAGE_SIZE, cursor)
                 millis.append((time.perf_counter() - started) * 1000)
                 db.session.rollback()
-            statement, parameters = seen[0]
-            plan = db.session.connection().exec_driver_sql("EXPLAIN QUERY PLAN " + statement,
-                                                           parameters)
-            steps = "; ".join(row[3] for row in plan)
-            where = statement.split("WHERE", 1)[1].split("ORDER BY")[0].strip() \
-                if "WHERE" in statement else "-"
-            print(f"  {case.name:<34} {statistics.median(millis):7.1f} ms  {steps}")
-            print(f"  {'':<34} {'':>10}  WHERE {' '.join(where.split())}  {parameters}")
+            print(f"  {case.name:<34} {statistics.median(millis):7.1f} ms")
+            for statement, parameters in list(seen):
+                _print_plan(db.session.connection(), statement, parameters, postgres)
+            db.session.rollback()
         event.remove(db.engine, "before_cursor_execute", capture)
         db.engine.dispose()
+
+
+def _print_plan(connection, statement: str, parameters, postgres: bool) -> None:
+    indent = " " * 4
+    where = statement.split("WHERE", 1)[1].split("ORDER BY")[0].strip() \
+        if "WHERE" in statement else "-"
+    print(f"{indent}WHERE {' '.join(where.split())}  {parameters}")
+    if postgres:
+        plan = connection.exec_driver_sql("EXPLAIN (ANALYZE, BUFFERS) " + statement, parameters)
+        for (line,) in plan:
+            print(f"{indent}  {line}")
+    else:
+        plan = connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
+        print(f"{indent}  {'; '.join(row[3] for row in plan)}")
 
 
 # -- report ----------------------------------------------------------------------------------
@@ -699,19 +846,24 @@ def print_table(title: str, timings: list[Timing], target: float) -> list[str]:
     return missed
 
 
-def store_summary(path: Path) -> str:
-    with sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True) as conn:
-        transactions = conn.execute("SELECT count(*) FROM transactions").fetchone()[0]
-        attempts = conn.execute("SELECT count(*) FROM attempts").fetchone()[0]
-        by_status = dict(conn.execute("SELECT status, count(*) FROM transactions "
-                                      "GROUP BY status").fetchall())
-        retried, orphaned, last4s = conn.execute(
-            "SELECT sum(attempt_count > 1), sum(orphaned), count(DISTINCT last4) "
-            "FROM transactions").fetchone()
+def store_summary(url: str, size: int) -> str:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    engine = create_engine(url, poolclass=NullPool)
+    with engine.connect() as conn:
+        transactions, retried, orphaned, last4s = conn.execute(text(
+            "SELECT count(*), count(CASE WHEN attempt_count > 1 THEN 1 END), "
+            "count(CASE WHEN orphaned THEN 1 END), count(DISTINCT last4) FROM transactions"
+        )).one()
+        attempts = conn.execute(text("SELECT count(*) FROM attempts")).scalar()
+        by_status = dict(conn.execute(text("SELECT status, count(*) FROM transactions "
+                                           "GROUP BY status")).all())
+    engine.dispose()
     statuses = ", ".join(f"{k} {v:,}" for k, v in sorted(by_status.items()))
     return (f"{transactions:,} transactions ({statuses}; retried {retried:,}, orphaned "
             f"{orphaned:,}, {last4s:,} distinct last 4), {attempts:,} attempts, "
-            f"{path.stat().st_size / 2**20:.0f} MiB")
+            f"{size / 2**20:.0f} MiB")
 
 
 # -- main ------------------------------------------------------------------------------------
@@ -726,7 +878,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rebuild", action="store_true", help="build the store even if cached")
     parser.add_argument("--cache-dir", default=os.path.join(
         os.environ.get("XDG_CACHE_HOME", "~/.cache"), "fakeproc-bench"),
-        help="where built stores are kept (~/.cache/fakeproc-bench)")
+        help="where built SQLite stores are kept (~/.cache/fakeproc-bench)")
+    parser.add_argument("--database-url", metavar="URL",
+                        help="build and serve the store on this PostgreSQL server instead of "
+                             "SQLite, e.g. postgresql+psycopg://postgres@127.0.0.1:5432/postgres "
+                             "(its user creates the databases; the URL's own database is only "
+                             "where it connects)")
     parser.add_argument("--repeats", "-n", type=int, default=20,
                         help="timed requests per page (20)")
     parser.add_argument("--warmup", type=int, default=2,
@@ -737,7 +894,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="what to time: page (GET /admin/transactions) and/or api "
                              "(GET /api/transactions) (page,api)")
     parser.add_argument("--plans", action="store_true",
-                        help="also print each query's EXPLAIN QUERY PLAN and in-process time")
+                        help="also print each query's plan (SQLite: EXPLAIN QUERY PLAN, "
+                             "PostgreSQL: EXPLAIN (ANALYZE, BUFFERS)) and in-process time")
     parser.add_argument("--timeout", type=float, default=30.0, help="per request, s (30)")
     parser.add_argument("--fakeproc-cmd", default=f"{sys.executable} -m fakeproc",
                         help="command that takes fakeproc's `serve …` arguments "
@@ -763,22 +921,29 @@ def main(argv: list[str] | None = None) -> int:
     stop_on_signals()
     print(f"# code: {code_version()}", flush=True)
     try:
-        cached, how = cached_store(args)
+        store = PostgresStore(args) if args.database_url else SQLiteStore(args)
+        how = store.prepare()
     except Exception as error:  # noqa: BLE001 - any failure to build means no run
         print(f"# the store could not be built: {error!r}", file=sys.stderr)
         return 2
-    print(f"# store {cached} ({how}): {store_summary(cached)}", flush=True)
+    from sqlalchemy.exc import SQLAlchemyError
+
     with scratch("fakeproc-admin-", args.keep) as workdir:
-        return _run(args, cached, workdir)
+        try:
+            with store.copy(workdir) as url:
+                print(f"# store {store.name} ({how}): {store_summary(url, store.size())}",
+                      flush=True)
+                return _run(args, url, workdir)
+        except SQLAlchemyError as error:
+            print(f"# the store could not be copied or read: {error!r}", file=sys.stderr)
+            return 2
 
 
-def _run(args, cached: Path, workdir: Path) -> int:
-    db_path = workdir / "admin.db"
-    shutil.copyfile(cached, db_path)
-    cases = make_cases(db_path)
+def _run(args, url: str, workdir: Path) -> int:
+    cases = make_cases(url)
     port = free_port()
-    argv = [*args.fakeproc_cmd, "serve", "--port", str(port), "--database-url",
-            f"sqlite:///{db_path}", "--workers", "1"]
+    argv = [*args.fakeproc_cmd, "serve", "--port", str(port), "--database-url", url,
+            "--workers", "1"]
     server = PageServer(f"fakeproc-{port}", argv, workdir, port)
     tables: list[tuple[str, list[Timing]]] = []
     missing_page = None
@@ -813,7 +978,7 @@ def _run(args, cached: Path, workdir: Path) -> int:
     for surface, timings in sorted(tables, key=lambda t: t[0] != "page"):
         missed += print_table(titles[surface], timings, args.target)
     if args.plans:
-        print_plans(db_path, cases)
+        print_plans(url, cases)
     if any(word in log_tail for word in ("Traceback", "[ERROR]", "[CRITICAL]", "WORKER TIMEOUT")):
         print("server log (tail):\n" + log_tail)
     if missed:
