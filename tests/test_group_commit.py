@@ -79,21 +79,28 @@ def _swallow(work: Callable[[], None]) -> None:
         pass
 
 
-def test_writers_waiting_for_the_turn_share_one_commit_and_each_answers_after_it(
-        app, writers, commits):
+def _in_line(app: Any, writers: Callable[..., threading.Thread], names: str,
+             failing: str = "") -> list[str]:
+    """Run one writer per name: the first holds its turn until every other one is queued
+    behind it, in order; those in `failing` raise after their insert. Returns what each said."""
     events: list[str] = []
     with app.app_context():
         turns = sqlite_write_turns.turns_for(db.engine)
     first_holds = threading.Event()
-    first = writers("a", events, hold=first_holds)
+    threads = [writers(names[0], events, fail=names[0] in failing, hold=first_holds)]
     _queued_or_holding(turns)
-    second = writers("b", events)
-    _queued(turns, 1)
-    third = writers("c", events)
-    _queued(turns, 2)
+    for queued, name in enumerate(names[1:], start=1):
+        threads.append(writers(name, events, fail=name in failing))
+        _queued(turns, queued)
     first_holds.set()
-    for thread in (first, second, third):
+    for thread in threads:
         thread.join(10)
+    return events
+
+
+def test_writers_waiting_for_the_turn_share_one_commit_and_each_answers_after_it(
+        app, writers, commits):
+    events = _in_line(app, writers, "abc")
     # "a" handed its transaction to "b", "b" to "c"; "c" committed all three, and only then
     # could "a" and "b" answer: each saw its own row (and the others') committed.
     assert commits == [3]
@@ -103,45 +110,21 @@ def test_writers_waiting_for_the_turn_share_one_commit_and_each_answers_after_it
 
 def test_a_writer_that_fails_in_a_shared_transaction_undoes_only_its_own_writes(
         app, writers, db_path, commits):
-    events: list[str] = []
-    with app.app_context():
-        turns = sqlite_write_turns.turns_for(db.engine)
-    first_holds = threading.Event()
-    first = writers("a", events, hold=first_holds)
-    _queued_or_holding(turns)
-    failing = writers("b", events, fail=True)
-    _queued(turns, 1)
-    last = writers("c", events)
-    _queued(turns, 2)
-    first_holds.set()
-    for thread in (first, failing, last):
-        thread.join(10)
+    events = _in_line(app, writers, "abc", failing="b")
     assert "b failed" in events
     assert commits == [3]
     assert _committed(db_path) == ["a", "c"]
     assert sorted(e for e in events if "answered" in e) == [
         "a answered, committed: a,c", "c answered, committed: a,c"]
     # The turn is free again: a new writer goes straight through.
-    after = writers("d", events)
-    after.join(10)
+    writers("d", events).join(10)
     assert _committed(db_path) == ["a", "c", "d"]
 
 
 def test_a_group_ends_at_its_limit_so_no_writer_waits_for_a_long_chain(app, writers, db_path,
                                                                        monkeypatch, commits):
     monkeypatch.setattr(sqlite_write_turns.Group, "LIMIT", 2)
-    events: list[str] = []
-    with app.app_context():
-        turns = sqlite_write_turns.turns_for(db.engine)
-    first_holds = threading.Event()
-    threads = [writers("a", events, hold=first_holds)]
-    _queued_or_holding(turns)
-    for count, name in enumerate("bcd", start=1):
-        threads.append(writers(name, events))
-        _queued(turns, count)
-    first_holds.set()
-    for thread in threads:
-        thread.join(10)
+    events = _in_line(app, writers, "abcd")
     # Two writers a commit: a and b together, then c and d; each answered once its own row
     # was committed.
     assert commits == [2, 2]
