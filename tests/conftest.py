@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -188,13 +189,18 @@ class ServeProcess:
                 time.sleep(0.1)
         raise RuntimeError(f"fakeproc serve did not start:\n{self.log()}")
 
+    def quit(self) -> None:
+        """Ctrl-C: the server quits at once. SIGTERM would wait up to 5 s for idle keep-alive
+        connections; nothing a test checks afterwards needs that wait."""
+        self.process.send_signal(signal.SIGINT)
+
     def log(self) -> str:
         self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> None:
         if self.process.poll() is None:
-            self.process.terminate()
+            self.quit()
             try:
                 self.process.wait(15)
             except subprocess.TimeoutExpired:
@@ -221,7 +227,7 @@ class ServeGroup:
         # Ask them all first: each takes a moment to shut down, so they do it together.
         for process in self.started:
             if process.process.poll() is None:
-                process.process.terminate()
+                process.quit()
         for process in self.started:
             process.stop()
 
