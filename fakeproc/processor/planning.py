@@ -37,10 +37,7 @@ class Planning:
         """Rules first, then magic values, each filling only what is still open; the outcome
         is planned only for an attempt that decides it. Rules that fired on an `earlier`
         attempt of the transaction apply again without being counted."""
-        facts = Facts(connector.unique_name, request, self.fingerprints.of(request)
-                      if request.is_card else None,
-                      self.fingerprints.digest("cvv:" + request.cvv) if request.cvv else None,
-                      number,
+        facts = Facts(connector.unique_name, request, self.fingerprints, number,
                       rule_matching.fired_in([earlier.fired_before]) if earlier else frozenset())
         by_magic = magic_values.plan(request, number) if connector.magic_values else Plan()
         plan = self.rulebook.delivery(facts, skip).merged(by_magic.without_outcome())

@@ -19,10 +19,12 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 from ..store import config_version, rule_rows
 from .faults import NOTHING, Plan, plan_from_action
+from .fingerprints import Fingerprinter
 from .wire import PaymentRequest
 
 OUTCOME_TYPES = ("approve", "decline")
@@ -30,15 +32,24 @@ OUTCOME_TYPES = ("approve", "decline")
 
 @dataclass(frozen=True)
 class Facts:
-    """What rules can match on, for one attempt (no card data in the clear)."""
+    """What rules can match on, for one attempt (no card data in the clear). The keyed
+    fingerprints of the card and the CVV are worked out only if a rule asks for them."""
 
     connector: str
     request: PaymentRequest
-    card_fingerprint: str | None
-    cvv_fingerprint: str | None
+    fingerprints: Fingerprinter
     attempt: int
     # Rules that fired on an earlier attempt of the same transaction.
     fired_before: frozenset[int] = frozenset()
+
+    @cached_property
+    def card_fingerprint(self) -> str | None:
+        return self.fingerprints.of(self.request) if self.request.is_card else None
+
+    @cached_property
+    def cvv_fingerprint(self) -> str | None:
+        cvv = self.request.cvv
+        return self.fingerprints.digest("cvv:" + cvv) if cvv else None
 
 
 @dataclass(frozen=True)

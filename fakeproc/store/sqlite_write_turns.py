@@ -81,6 +81,7 @@ class Turns:
             if not queue:
                 return False
             baton = queue.popleft()
+            group.expect_waiters()
             baton.carried = group
             baton.lock.release()
             return True
@@ -117,7 +118,7 @@ class Group:
     def __init__(self, connection: Any):
         self.connection = connection  # a SQLAlchemy Connection, the transaction begun
         self.writers = 0
-        self._committed = threading.Event()
+        self._committed: threading.Event | None = None  # made once a writer waits for it
         self._error: BaseException | None = None
 
     def join(self) -> None:
@@ -134,6 +135,11 @@ class Group:
     def open_for_more(self) -> bool:
         return self.writers < self.LIMIT
 
+    def expect_waiters(self) -> None:
+        """Before the group is handed over: the writer handing it waits for the commit."""
+        if self._committed is None:
+            self._committed = threading.Event()
+
     def commit(self) -> None:
         """Commit for every writer and give the connection back to the pool."""
         try:
@@ -142,11 +148,13 @@ class Group:
             self._error = error
             raise
         finally:
-            self._committed.set()
+            if self._committed is not None:
+                self._committed.set()
             self.connection.close()
 
     def wait(self) -> None:
         """Until a later writer committed the group; raises if that commit failed."""
+        assert self._committed is not None, "wait() before the group was handed over"
         self._committed.wait()
         if self._error is not None:
             raise GroupCommitFailed(str(self._error)) from self._error
