@@ -4,10 +4,13 @@ stamped it, and the writes of a process queue with prompt requests ahead of held
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import threading
 import time
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 from fakeproc.store.sqlite_write_turns import Turns
@@ -118,6 +121,45 @@ def test_serve_stamps_each_request_when_its_first_bytes_reached_the_server(serve
         stamp = _moment(record["attempts"][0]["received_at"])
         assert first_bytes <= stamp < first_bytes + timedelta(seconds=SPLIT_PAUSE / 2), (
             first_bytes, stamp)
+
+
+def test_a_burst_that_waits_to_be_accepted_is_stamped_when_it_arrived(serve, tmp_path):
+    """New connections that queue before the worker accepts them (here: the worker is frozen
+    for 0.4 s) are stamped when their bytes arrived, whichever listening socket of the port
+    the kernel gave them to."""
+    (server,) = serve(f"sqlite:///{tmp_path / 'burst.db'}")
+    [worker] = _children(server.process.pid)
+    bodies = [card_payload() for _ in range(24)]
+    os.kill(worker, signal.SIGSTOP)
+    try:
+        sent = datetime.now(timezone.utc)
+        connections = []
+        for body in bodies:  # each on a connection of its own, as a burst of new clients
+            connection = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+            connection.sendall(_request(body))
+            connections.append(connection)
+        time.sleep(0.4)
+    finally:
+        os.kill(worker, signal.SIGCONT)
+    for connection in connections:
+        with connection:
+            assert b" 200 OK" in _read_answer(connection).split(b"\r\n", 1)[0]
+    stamps = [_moment(json.loads(_get(f"{server.url}/api/transactions/{body['transaction_id']}"))
+                      ["attempts"][0]["received_at"]) for body in bodies]
+    late = [stamp - sent for stamp in stamps if stamp - sent > timedelta(seconds=0.2)]
+    assert late == [], f"{len(late)} of {len(bodies)} stamped after the worker woke up"
+
+
+def _children(pid: int) -> list[int]:
+    tasks = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(child) for child in tasks]
+
+
+def _request(body: dict[str, Any]) -> bytes:
+    payload = json.dumps(body).encode()
+    return (b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: " + str(len(payload)).encode() + b"\r\nConnection: close\r\n\r\n"
+            + payload)
 
 
 def _get(url: str) -> bytes:

@@ -156,6 +156,7 @@ def test_a_retry_storm_over_three_instances_charges_each_transaction_once(instan
     assert len(rule_approved) == GROUPS["rule"][0] - STORM_DECLINES
 
     in_flight_elsewhere: dict[int, int] = {}
+    timelines: dict[int, list[tuple[Any, ...]]] = {}
     for i, body in enumerate(bodies):
         where = instances[i % INSTANCES]  # read back through any instance
         record = _get(f"{where.url}/api/transactions/{body['transaction_id']}")
@@ -166,10 +167,13 @@ def test_a_retry_storm_over_three_instances_charges_each_transaction_once(instan
         assert numbers == list(range(1, ATTEMPTS + 1)), record["attempts"]
         assert sum(a["kind"] == "original" for a in record["attempts"]) == 1, record["attempts"]
         in_flight_elsewhere[i] = _retries_in_flight_elsewhere(record["attempts"])
+        timelines[i] = [(a["number"], a["kind"], a["user_agent"], a["received_at"],
+                         a["responded_at"]) for a in record["attempts"]]
 
     # The slow ones are the point: each had a retry waiting on another instance for the
     # original; plain ones had concurrent duplicates.
-    assert min(in_flight_elsewhere[i] for i in slow) >= 1, in_flight_elsewhere
+    alone = {i: timelines[i] for i in slow if in_flight_elsewhere[i] < 1}
+    assert not alone, f"slow transactions without a retry in flight elsewhere: {alone}"
 
     after = _get(f"{instances[2].url}/api/rules/{rule['id']}")
     assert (after["remaining"], after["fired"]) == (0, STORM_DECLINES)
