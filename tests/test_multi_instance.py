@@ -99,16 +99,17 @@ GROUPS = {
 def _storm(instances: list[Any], bodies: list[dict[str, Any]],
            first: set[int]) -> dict[int, list[tuple]]:
     """Send every attempt of every transaction from a pool of 100 threads: attempt k of
-    transaction i to instance (i + k) % 3, so the five attempts cover all three. The rounds
-    go out in order, each shuffled but with the transactions in `first` ahead: their first
-    two attempts are then among the first 100 requests, sent together, so one of them is
-    held while the other waits for it on another instance."""
+    transaction i to instance (i + k) % 3, so the five attempts cover all three. The
+    transactions in `first` go first, each first attempt followed at once by the second, so
+    that one of them is held while the other waits for it on another instance however slowly
+    the client's threads get going; then the rounds in order, each shuffled."""
     order = random.Random(20261121)
-    sends = []
+    sends = [(i, attempt, (i + attempt) % INSTANCES) for i in sorted(first) for attempt in (0, 1)]
     for attempt in range(ATTEMPTS):
-        batch = [(i, attempt, (i + attempt) % INSTANCES) for i in range(len(bodies))]
+        batch = [(i, attempt, (i + attempt) % INSTANCES) for i in range(len(bodies))
+                 if not (i in first and attempt < 2)]
         order.shuffle(batch)
-        sends += sorted(batch, key=lambda item: item[0] not in first)
+        sends += batch
 
     def send(item: tuple[int, int, int]) -> tuple[int, int, int, bytes]:
         i, _, where = item
