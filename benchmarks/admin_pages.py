@@ -40,7 +40,6 @@ import json
 import os
 import random
 import re
-import shlex
 import shutil
 import statistics
 import subprocess
@@ -60,7 +59,16 @@ sys.path.insert(0, str(HERE))  # serving and the other benchmarks, also when run
 
 from hold_open import code_version  # noqa: E402
 from load_charge import percentile  # noqa: E402
-from serving import HOST, ServerProcess, free_port, run, scratch, stop_on_signals, wait_for_quiet  # noqa: E402
+from serving import (  # noqa: E402
+    HOST,
+    ServerProcess,
+    add_server_options,
+    free_port,
+    run,
+    scratch,
+    stop_on_signals,
+    wait_for_quiet,
+)
 
 # Bump when the generated data changes: cached stores of another version are rebuilt.
 BUILDER_VERSION = 1
@@ -897,17 +905,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="also print each query's plan (SQLite: EXPLAIN QUERY PLAN, "
                              "PostgreSQL: EXPLAIN (ANALYZE, BUFFERS)) and in-process time")
     parser.add_argument("--timeout", type=float, default=30.0, help="per request, s (30)")
-    parser.add_argument("--fakeproc-cmd", default=f"{sys.executable} -m fakeproc",
-                        help="command that takes fakeproc's `serve …` arguments "
-                             "(default: this Python's -m fakeproc)")
-    parser.add_argument("--quiet-wait", type=float, default=30, metavar="SECONDS",
-                        help="wait at most this long for other processes to quieten first "
-                             "(30; 0 to skip)")
-    parser.add_argument("--quiet-limit", type=float, default=15, metavar="PERCENT")
-    parser.add_argument("--keep", action="store_true",
-                        help="keep the temporary directory (server log, store copy)")
+    add_server_options(parser, 30, "First",
+                       "the temporary directory (server log, store copy)")
     args = parser.parse_args(argv)
-    args.fakeproc_cmd = shlex.split(args.fakeproc_cmd)
     args.surface_names = [s.strip() for s in args.surfaces.split(",") if s.strip()]
     if not args.surface_names or set(args.surface_names) - {"page", "api"}:
         parser.error("--surfaces takes page and/or api")

@@ -31,7 +31,6 @@ import json
 import os
 import re
 import resource
-import shlex
 import sqlite3
 import statistics
 import subprocess
@@ -52,6 +51,7 @@ from serving import (  # noqa: E402
     RequestFactory,
     ServerProcess,
     _proc_stat,
+    add_server_options,
     free_port,
     machine_cpu,
     process_tree,
@@ -60,6 +60,7 @@ from serving import (  # noqa: E402
     self_cpu,
     stop_on_signals,
     tree_cpu,
+    verdict,
     wait_for_quiet,
 )
 
@@ -861,17 +862,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--deviation-target", type=float, default=50.0, metavar="MS")
     parser.add_argument("--workers", type=int, default=None,
                         help="gunicorn workers (default: fakeproc's own default)")
-    parser.add_argument("--fakeproc-cmd", default=f"{sys.executable} -m fakeproc",
-                        help="command that takes fakeproc's `serve` arguments (python -m "
-                             "fakeproc)")
-    parser.add_argument("--quiet-wait", type=float, default=30, metavar="SECONDS",
-                        help="first wait up to this long for other processes to go under "
-                             "--quiet-limit CPU (30; 0: don't wait)")
-    parser.add_argument("--quiet-limit", type=float, default=15, metavar="PERCENT")
     parser.add_argument("--profile", action="store_true",
                         help="py-spy record every worker for the whole run (keeps files)")
-    parser.add_argument("--keep", action="store_true",
-                        help="keep the temporary directory (database, server log)")
+    add_server_options(parser, 30, "First",
+                       "the temporary directory (database, server log)")
     args = parser.parse_args(argv)
     args.phase_names = [p.strip() for p in args.phases.split(",") if p.strip()]
     if not args.phase_names or not set(args.phase_names) <= {"delay", "hang"}:
@@ -880,7 +874,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--held must be at least 1")
     if args.held > 500 and args.samples:
         parser.error("GET /api/transactions counts at most 500: use --samples 0 beyond that")
-    args.fakeproc_cmd = shlex.split(args.fakeproc_cmd)
     return args
 
 
@@ -946,11 +939,7 @@ def _run(args, workdir: Path) -> int:
     if any(word in log_tail for word in ("Traceback", "[ERROR]", "[CRITICAL]", "WORKER TIMEOUT")):
         print("server log (tail):\n" + log_tail)
     print(f"whole run {time.monotonic() - started:.1f} s (after the quiet wait)")
-    if missed:
-        print("MISSED:\n  " + "\n  ".join(missed))
-        return 1
-    print("all targets met")
-    return 0
+    return verdict(missed, "all targets met")
 
 
 if __name__ == "__main__":

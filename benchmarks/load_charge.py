@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import os
 import re
-import shlex
 import shutil
 import sqlite3
 import subprocess
@@ -41,6 +40,7 @@ from serving import (
     CpuSnapshot,
     RequestFactory,
     ServerProcess,
+    add_server_options,
     charge_body_parts,
     children_cpu,
     free_port,
@@ -451,22 +451,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=10.0,
                         help="per-request timeout in seconds; a slower answer is an error (10)")
     parser.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (1)")
-    parser.add_argument("--fakeproc-cmd", default=f"{sys.executable} -m fakeproc",
-                        help="command that takes fakeproc's `serve` arguments, to A/B a "
-                             "patched server (python -m fakeproc)")
-    parser.add_argument("--quiet-wait", type=float, default=60, metavar="SECONDS",
-                        help="before each run, wait up to this long for other processes to "
-                             "go under --quiet-limit CPU (60; 0: don't wait)")
-    parser.add_argument("--quiet-limit", type=float, default=15, metavar="PERCENT",
-                        help="CPU (%% of one core) other processes may use when a run starts (15)")
     parser.add_argument("--profile", action="store_true",
                         help="py-spy record every fakeproc worker during the run (keeps files)")
-    parser.add_argument("--keep", action="store_true",
-                        help="keep the temporary directory (databases, server logs)")
+    add_server_options(parser, 60, "Before each run",
+                       "the temporary directory (databases, server logs)")
     parser.add_argument("--verbose", "-v", action="store_true")
     args = parser.parse_args(argv)
     args.worker_counts = [int(w) for w in args.workers.split(",")]
-    args.fakeproc_cmd = shlex.split(args.fakeproc_cmd)
     args.server_kinds = [s.strip() for s in args.servers.split(",")]
     if not set(args.server_kinds) <= {"fakeproc", "bare"}:
         parser.error("--servers takes fakeproc and/or bare")

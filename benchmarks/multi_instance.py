@@ -39,7 +39,6 @@ import collections
 import json
 import os
 import random
-import shlex
 import shutil
 import sys
 import tempfile
@@ -59,6 +58,7 @@ from serving import (  # noqa: E402
     HOST,
     ServerProcess,
     _all_pids,
+    add_server_options,
     charge_body_parts,
     free_port,
     machine_cpu,
@@ -67,6 +67,7 @@ from serving import (  # noqa: E402
     self_cpu,
     stop_on_signals,
     tree_cpu,
+    verdict,
     wait_for_quiet,
 )
 
@@ -670,15 +671,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--wait-seconds", type=float, default=10.0,
                         help="hold of the first attempt whose retry waits on another instance "
                              "(10; 0: skip that measurement)")
-    parser.add_argument("--fakeproc-cmd", default=f"{sys.executable} -m fakeproc",
-                        help="command that takes fakeproc's `serve` arguments (python -m "
-                             "fakeproc)")
-    parser.add_argument("--quiet-wait", type=float, default=60, metavar="SECONDS",
-                        help="before each row, wait up to this long for other processes to go "
-                             "under --quiet-limit CPU (60; 0: don't wait)")
-    parser.add_argument("--quiet-limit", type=float, default=15, metavar="PERCENT")
-    parser.add_argument("--keep", action="store_true",
-                        help="keep the databases and the temporary directory (server logs)")
+    add_server_options(parser, 60, "Before each row",
+                       "the databases and the temporary directory (server logs)")
     args = parser.parse_args(argv)
     try:
         args.counts = [int(n) for n in args.instances.split(",")]
@@ -688,7 +682,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--instances takes counts of at least 1")
     if not 0 <= args.retry_share < 1 or not 0 <= args.slow_share <= 1:
         parser.error("--retry-share is in [0, 1), --slow-share in [0, 1]")
-    args.fakeproc_cmd = shlex.split(args.fakeproc_cmd)
     args.database_url = args.database_url or next(
         (os.environ[name] for name in URL_VARIABLES if os.environ.get(name)), None)
     return args
@@ -738,11 +731,7 @@ def main(argv: list[str] | None = None) -> int:
               if r.double_charged or r.differing or r.errors]
     if not wait_ok:
         missed.append("the in-flight wait cost more than twice its poll schedule")
-    if missed:
-        print("MISSED:\n  " + "\n  ".join(missed))
-        return 1
-    print("no double charge, every retry answered as its original")
-    return 0
+    return verdict(missed, "no double charge, every retry answered as its original")
 
 
 if __name__ == "__main__":

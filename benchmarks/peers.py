@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import statistics
 import subprocess
 import sys
@@ -44,6 +43,7 @@ from serving import (  # noqa: E402
     CpuSnapshot,
     ServerProcess,
     _all_pids,
+    add_server_options,
     free_port,
     machine_cpu,
     run,
@@ -51,6 +51,7 @@ from serving import (  # noqa: E402
     self_cpu,
     stop_on_signals,
     tree_cpu,
+    verdict,
     wait_for_quiet,
 )
 
@@ -269,19 +270,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              + f", else {LOCAL_POSTGRES}")
     parser.add_argument("--peers-dir", type=Path, default=HERE / ".peers",
                         help="where npm installs mountebank (benchmarks/.peers)")
-    parser.add_argument("--fakeproc-cmd", default=f"{sys.executable} -m fakeproc",
-                        help="command that takes fakeproc's `serve` arguments (python -m "
-                             "fakeproc)")
-    parser.add_argument("--quiet-wait", type=float, default=60, metavar="SECONDS",
-                        help="before each server, wait up to this long for other processes to "
-                             "go under --quiet-limit CPU (60; 0: don't wait)")
-    parser.add_argument("--quiet-limit", type=float, default=15, metavar="PERCENT")
-    parser.add_argument("--keep", action="store_true",
-                        help="keep the databases and the temporary directory (server logs)")
+    add_server_options(parser, 60, "Before each server",
+                       "the databases and the temporary directory (server logs)")
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error("--rounds takes at least 1")
-    args.fakeproc_cmd = shlex.split(args.fakeproc_cmd)
     args.database_url = args.database_url or next(
         (os.environ[name] for name in URL_VARIABLES if os.environ.get(name)), LOCAL_POSTGRES)
     return args
@@ -319,11 +312,7 @@ def main(argv: list[str] | None = None) -> int:
             databases.drop_all()
     print_report(rounds, args)
     missed = missed_targets(rounds)
-    if missed:
-        print("MISSED:\n  " + "\n  ".join(missed))
-        return 1
-    print("every target met")
-    return 0
+    return verdict(missed, "every target met")
 
 
 if __name__ == "__main__":

@@ -5,12 +5,14 @@ folder, Ctrl-C)."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import datetime as dt
 import http.client
 import json
 import os
 import resource
+import shlex
 import shutil
 import signal
 import socket
@@ -271,6 +273,33 @@ def wait_for_quiet(limit: float, max_wait: float) -> float:
             print(f"# waiting (up to {max_wait:.0f} s) for other processes to use under "
                   f"{limit:.0f}% CPU: now {used:.0f}%", flush=True)
             next_report = now + 15
+
+
+def add_server_options(parser: argparse.ArgumentParser, quiet_wait: float, when: str,
+                       kept: str) -> None:
+    """The options of every benchmark that starts fakeproc: the command that serves it (split
+    into argv), the wait for a quiet machine `when` (e.g. "before each run"), and --keep for
+    what is `kept`."""
+    parser.add_argument("--fakeproc-cmd", type=shlex.split,
+                        default=f"{sys.executable} -m fakeproc",
+                        help="command that takes fakeproc's `serve` arguments, e.g. to A/B a "
+                             "patched server (python -m fakeproc)")
+    parser.add_argument("--quiet-wait", type=float, default=quiet_wait, metavar="SECONDS",
+                        help=f"{when}, wait up to this long for other processes to go under "
+                             f"--quiet-limit CPU ({quiet_wait:g}; 0: don't wait)")
+    parser.add_argument("--quiet-limit", type=float, default=15, metavar="PERCENT",
+                        help="CPU (%% of one core) other processes may use then (15)")
+    parser.add_argument("--keep", action="store_true", help=f"keep {kept}")
+
+
+def verdict(missed: list[str], all_met: str) -> int:
+    """The exit status of a benchmark: 1 with each missed target listed, else 0 with
+    `all_met` said."""
+    if missed:
+        print("MISSED:\n  " + "\n  ".join(missed))
+        return 1
+    print(all_met)
+    return 0
 
 
 # -- a run ---------------------------------------------------------------------------------------
