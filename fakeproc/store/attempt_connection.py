@@ -28,8 +28,8 @@ class Unit:
 
     def __init__(self) -> None:
         self._connection: Connection | None = None
-        self._turns: sqlite_write_turns.Turns | None = None  # while this unit holds a turn to write
-        self._group: sqlite_write_turns.Group | None = None  # the shared transaction it writes in
+        # While this unit holds a turn to write (SQLite): the transaction it writes in.
+        self._group: sqlite_write_turns.Group | None = None
         self.patient = False  # its writes may wait behind other requests' (see turns)
         self.info: dict[str, Any] = {}
 
@@ -57,7 +57,7 @@ class Unit:
             except BaseException:
                 writers.end(group)
                 raise
-            self._turns, self._group = writers, group
+            self._group = group
         return self.connection()
 
     def _begin_group(self) -> sqlite_write_turns.Group:
@@ -72,22 +72,16 @@ class Unit:
         """Keep (`done`) or undo this unit's writes, then pass the turn on with the open
         transaction, or commit it for every writer in it. A unit that handed its writes over
         waits for their commit before it may answer."""
-        group, writers = self._group, self._turns
-        self._group = self._turns = None
-        assert group is not None and writers is not None
+        group, self._group = self._group, None
+        assert group is not None
+        writers = sqlite_write_turns.turns_for(db.engine)
         try:
             group.leave(done)
         except BaseException:
             writers.end(group)
             raise
-        if group.open_for_more() and writers.hand_over(group):
-            if done:
-                group.wait()
-            return
-        try:
-            group.commit()
-        finally:
-            writers.release()
+        if writers.end(group) and done:
+            group.wait()
 
     def commit(self) -> None:
         if self._group is not None:
@@ -99,7 +93,6 @@ class Unit:
         """Commit and give the connection back, before a long wait or sleep."""
         self.commit()
         if self._connection is not None:
-            self._connection.commit()
             self._connection.close()
             self._connection = None
         self.info.clear()

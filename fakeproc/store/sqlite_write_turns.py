@@ -95,16 +95,17 @@ class Turns:
             else:
                 self._held = False
 
-    def end(self, group: Group | None) -> None:
-        """End the turn of a writer that leaves `group` (if any): hand it over, or else
-        commit it for its writers and release the turn."""
+    def end(self, group: Group | None) -> bool:
+        """End the turn of a writer that leaves `group` (if any): hand it over (True), or
+        else commit it for its writers and release the turn (False)."""
         if group is not None and group.open_for_more() and self.hand_over(group):
-            return
+            return True
         try:
             if group is not None:
                 group.commit()
         finally:
             self.release()
+        return False
 
 
 class Group:
