@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask
-from flask_migrate import Migrate
-from werkzeug.middleware.proxy_fix import ProxyFix
-
-from . import settings
-from .config import RESOURCE_ROOT, Defaults, default_database_url
-from .store.models import db
+if TYPE_CHECKING:
+    from flask import Flask
 
 __all__ = ["create_app", "prepare_store"]
 
@@ -24,6 +19,15 @@ _TEXT_SETTINGS = ("DATABASE_URL", "SEED", "USERNAME", "PASSWORD", "ADMIN_TOKEN",
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app: defaults, then `FAKEPROC_*` environment variables, then `config`."""
+    # Imported here, not at the top: the command line and the pytest plugin import this
+    # package, and most of their commands never build an app.
+    from flask import Flask
+    from flask_migrate import Migrate
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    from . import settings
+    from .config import RESOURCE_ROOT, Defaults
+
     app = Flask(__name__, template_folder=str(RESOURCE_ROOT / "templates"),
                 static_folder=str(RESOURCE_ROOT / "static"))
     app.config.from_object(Defaults)
@@ -38,6 +42,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     from .processor.runtime import Runtime
     from .store import schema
+    from .store.models import db
     from .web import register
     from .web.endpoint import ProcessorRoute
     from .web.transport import ConnectionFaults
@@ -69,6 +74,8 @@ def prepare_store(app: Flask) -> None:
 
 
 def _configure_database(app: Flask) -> None:
+    from .config import default_database_url
+    from .store.models import db
     from .store.schema import engine_options
 
     url = app.config.get("DATABASE_URL") or default_database_url()

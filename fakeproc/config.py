@@ -12,6 +12,9 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 # them at the top of the repository, next to the package.
 RESOURCE_ROOT = PACKAGE_DIR if (PACKAGE_DIR / "templates").is_dir() else PACKAGE_DIR.parent
 
+# The connector every store has, which requests without a connector name use.
+DEFAULT_CONNECTOR = "Default"
+
 # A new Twilio Pay Connector waits this long for each answer (configured seconds).
 DEFAULT_TIMEOUT_SECONDS = 10.0
 

@@ -15,9 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
-
 PREFIX = "FAKEPROC_"
 
 
@@ -97,6 +94,11 @@ def database_url(value: Any) -> str | None:
     SQLite path counts from the current directory."""
     if value is None or value == "":
         return None
+    # SQLAlchemy is imported only when there is a URL to read: commands that never open a
+    # store (pay, check, --help) start faster without it.
+    from sqlalchemy.engine import URL, make_url
+    from sqlalchemy.exc import ArgumentError
+
     text = str(value)
     if "://" not in text:  # a plain path: a SQLite file
         return str(URL.create("sqlite", database=str(Path(text).expanduser().absolute())))
@@ -204,6 +206,9 @@ def shown(value: Any, key: str = "") -> str:
 def safe_url(text: str) -> str:
     """A database URL as given, its password hidden (all before the host when it does not
     parse)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
         url = make_url(text)
     except (ArgumentError, ValueError):  # ValueError: a port that is not a number

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from sqlalchemy.engine import make_url
 
 from . import check_environment, database_url_option
 
@@ -36,6 +35,8 @@ def upgrade(database_url: str | None) -> None:
 @_DATABASE
 def current(database_url: str | None) -> None:
     """Print the store's schema revision; change nothing."""
+    from sqlalchemy.engine import make_url
+
     from ..config import default_database_url
     from ..store import schema
 

@@ -11,12 +11,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from ..config import DEFAULT_CONNECTOR
 from ..errors import Conflict, NotFound
 from . import attempt_connection, config_version
 from .models import Connector, db
 from .paging import Page, keyset_page
 
-DEFAULT = "Default"
+DEFAULT = DEFAULT_CONNECTOR
 
 
 @dataclass(frozen=True)

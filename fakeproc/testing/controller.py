@@ -9,7 +9,7 @@ import threading
 import time
 from typing import Any
 
-from ..store.connector_rows import DEFAULT
+from ..config import DEFAULT_CONNECTOR as DEFAULT
 
 
 class FakeprocError(Exception):
