@@ -4,6 +4,7 @@ and hangs cost a greenlet each while other requests are answered at once."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import ssl
 import struct
@@ -13,6 +14,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
 from gunicorn.workers.ggevent import GeventWorker
 
 from .web.transport import ARRIVED
@@ -29,6 +31,13 @@ class Server(BaseApplication):
     def load_config(self) -> None:
         for key, value in self.options.items():
             self.cfg.set(key, value)
+
+    def run(self) -> None:
+        try:
+            _Arbiter(self).run()
+        except RuntimeError as error:  # gunicorn's own way to say it cannot start
+            print(f"Error: {error}", file=sys.stderr)
+            sys.exit(1)
 
     def load(self):
         from . import create_app
@@ -117,8 +126,32 @@ def _receive_time(control: list[tuple[int, int, bytes]]) -> datetime | None:
     return None
 
 
+# The signals that stop a worker: Ctrl-C, and the master quitting or stopping.
+_STOPS = frozenset({signal.SIGINT, signal.SIGQUIT, signal.SIGTERM})
+
+
+class _Arbiter(Arbiter):
+    """gunicorn's master, which holds back the stopping signals while it forks a worker.
+
+    Between its fork and the moment it sets its own handlers, a worker still has the master's:
+    a Ctrl-C then went to a copy of the master's signal queue and was lost, and the worker
+    lived on until the master killed it 5 s later ("Worker was sent SIGKILL"). Held back, the
+    signal waits until the worker's handlers are set (`Worker.init_signals`)."""
+
+    def spawn_worker(self) -> int:
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
+        try:
+            return super().spawn_worker()  # in the worker, this never returns
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
 class Worker(GeventWorker):
     """gunicorn's gevent worker, reading plain-HTTP connections through `StampedSocket`."""
+
+    def init_signals(self) -> None:
+        super().init_signals()
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPS)  # held back since the fork
 
     def handle(self, listener: Any, client: Any, addr: Any) -> None:
         if not isinstance(client, ssl.SSLSocket):

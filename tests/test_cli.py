@@ -256,6 +256,38 @@ def test_ctrl_c_ends_the_server_without_a_traceback(tmp_path):
     assert "is serving" in text and "Traceback" not in text and "SystemExit" not in text, text
 
 
+def test_stopping_while_workers_still_boot_ends_every_process_at_once(tmp_path):
+    """A stop sent the moment the first of four workers answers reaches workers still
+    starting: none of them may outlive it until the master kills it (5 s later, logged as
+    "Worker was sent SIGKILL")."""
+    for round_ in range(3):
+        port = free_port()
+        log_path = tmp_path / f"stop-{round_}.log"
+        with open(log_path, "wb") as log:
+            server = subprocess.Popen(
+                serve_command(port, tmp_path / f"stop-{round_}.db", "--workers", "4"),
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                env=environment(FAKEPROC_TIME_SCALE=str(TEST_SCALE)))
+            try:
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline:
+                    try:
+                        if requests.get(f"http://127.0.0.1:{port}/api/health", timeout=1).ok:
+                            break
+                    except (requests.ConnectionError, requests.Timeout):
+                        time.sleep(0.02)
+                server.send_signal(signal.SIGINT)  # `kill -INT <pid>`: the master alone
+                stopping = time.monotonic()
+                assert server.wait(10) == 0
+                took = time.monotonic() - stopping
+            finally:
+                if server.poll() is None:
+                    os.killpg(server.pid, signal.SIGKILL)
+                    server.wait(5)
+        text = log_path.read_text()
+        assert "SIGKILL" not in text and took < 3, f"stopped in {took:.1f} s:\n{text}"
+
+
 @pytest.mark.postgres
 def test_the_banner_names_a_postgresql_store_without_its_password(tmp_path, postgres_url):
     from sqlalchemy.engine import make_url
