@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -128,6 +129,16 @@ def test_an_unknown_transaction_is_404(client):
     response = client.get("/api/transactions/nope")
     assert response.status_code == 404
     assert response.json == {"error": "no transaction nope"}
+
+
+@pytest.mark.parametrize("transaction_id", ["ends-in-a-line-break\n", "a\r\nb/c", "x\u2028y"])
+def test_a_transaction_id_with_line_breaks_or_slashes_can_be_looked_up(client, transaction_id):
+    assert client.post("/", json=card_payload(transaction_id=transaction_id)).status_code == 200
+    path = quote(transaction_id, safe="")
+    detail = client.get(f"/api/transactions/{path}")
+    assert detail.status_code == 200 and detail.json["transaction_id"] == transaction_id
+    page = client.get(f"/admin/transactions/{path}")
+    assert page.status_code == 200
 
 
 def test_reset_forgets_transactions_and_keeps_connectors(client):

@@ -13,11 +13,13 @@ from typing import Any
 from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.routing import PathConverter
 
 
 def register(app: Flask) -> None:
     from . import admin, api, endpoint, errors
 
+    app.url_map.converters["text"] = AnyText
     app.register_blueprint(endpoint.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(admin.bp)
@@ -27,6 +29,14 @@ def register(app: Flask) -> None:
     # Twilio and API clients authenticate every call; only the panel's forms use cookies.
     csrf.exempt(endpoint.bp)
     csrf.exempt(api.bp)
+
+
+class AnyText(PathConverter):
+    """A URL part that is any text a client may have sent as an id, slashes and line breaks
+    included: werkzeug's `path` stops at a line break, and an id that held one could not be
+    looked up."""
+
+    regex = r"[^/][\s\S]*?"
 
 
 class PanelSessions(SecureCookieSessionInterface):

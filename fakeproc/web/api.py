@@ -64,7 +64,7 @@ def transactions() -> dict[str, Any]:
     return ledger.transactions(filters, _limit(), args.get("cursor")).to_json()
 
 
-@bp.get("/transactions/<path:transaction_id>")
+@bp.get("/transactions/<text:transaction_id>")
 def transaction(transaction_id: str) -> dict[str, Any]:
     return ledger.transaction_detail(transaction_id, request.args.get("connector"))
 

@@ -88,7 +88,7 @@ def transactions() -> str:
                            cursor=request.args.get("cursor"))
 
 
-@bp.get("/transactions/<path:transaction_id>")
+@bp.get("/transactions/<text:transaction_id>")
 def transaction(transaction_id: str) -> str:
     """One transaction and its attempts; while one is in flight the page follows it live (htmx
     fetches the fragment again until every attempt has ended)."""
