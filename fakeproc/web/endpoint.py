@@ -45,6 +45,10 @@ def receive(connector: str | None, path_method: str | None):
 
 def answer(incoming: Request, connector: str | None, path_method: str | None) -> Response:
     """The processor's answer to one attempt (in the app context)."""
+    # The store key, read on a worker's first charge, comes before the unit takes its
+    # connection: that read uses a connection of its own, and charges holding theirs while
+    # they waited for it could leave none in a bounded pool.
+    runtime().fingerprints
     with attempt_connection.unit():
         return _answer(incoming, connector, path_method)
 

@@ -1,0 +1,88 @@
+"""PostgreSQL connections: a worker uses at most its pool's, however many requests come at once,
+and one that sat unused is checked before it is handed out, so a server that dropped it
+meanwhile (a restart, an idle timeout, an administrator) costs the next charge nothing."""
+
+from __future__ import annotations
+
+import threading
+
+import psycopg
+import pytest
+from sqlalchemy.engine import make_url
+
+from fakeproc import create_app
+from fakeproc.store import schema
+from fakeproc.store.models import db
+
+from conftest import TEST_SCALE, ServeGroup, card_payload, post_concurrently
+
+pytestmark = pytest.mark.postgres
+
+
+def _admin(url: str) -> psycopg.Connection:
+    parsed = make_url(url)
+    return psycopg.connect(host=parsed.host, port=parsed.port, user=parsed.username,
+                           password=parsed.password, dbname="postgres", autocommit=True)
+
+
+def connections_to(url: str) -> int:
+    with _admin(url) as admin:
+        return admin.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s",
+                             (make_url(url).database,)).fetchone()[0]
+
+
+def drop_connections_of(url: str) -> int:
+    """End every server session of the database, as a restart would; returns how many."""
+    with _admin(url) as admin:
+        ended = admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                              "WHERE datname = %s AND pid <> pg_backend_pid()",
+                              (make_url(url).database,)).fetchall()
+    return len(ended)
+
+
+@pytest.fixture
+def postgres_app(postgres_url):
+    app = create_app({"DATABASE_URL": postgres_url, "TESTING": True, "TIME_SCALE": TEST_SCALE})
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+def test_a_connection_dropped_while_idle_is_replaced_before_a_charge_uses_it(
+        postgres_app, postgres_url, monkeypatch):
+    client = postgres_app.test_client()
+    assert client.post("/", json=card_payload()).status_code == 200  # the pool keeps it
+    assert drop_connections_of(postgres_url) >= 1
+    monkeypatch.setattr(schema, "PING_AFTER_IDLE_SECONDS", 0.0)  # as if unused for a while
+
+    body = card_payload()
+    response = client.post("/", json=body)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json()["charge_id"]
+    stored = client.get(f"/api/transactions/{body['transaction_id']}").get_json()
+    assert stored["status"] == "succeeded"
+
+
+def test_a_burst_of_charges_waits_for_the_pool_instead_of_opening_more(postgres_url, tmp_path):
+    group = ServeGroup(tmp_path)
+    try:
+        (server,) = group(postgres_url)  # one worker
+        peak, done = [0], threading.Event()
+
+        def watch() -> None:
+            while not done.is_set():
+                peak[0] = max(peak[0], connections_to(postgres_url))
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        try:
+            bodies = [card_payload() for _ in range(60)]
+            answers = post_concurrently([(server.url + "/", body) for body in bodies])
+        finally:
+            done.set()
+            watcher.join()
+        assert [answer.status_code for answer in answers] == [200] * 60
+        assert all(answer.json()["charge_id"] for answer in answers)
+        assert 1 <= peak[0] <= schema.POSTGRES_POOL_SIZE, f"{peak[0]} connections at once"
+    finally:
+        group.stop()
