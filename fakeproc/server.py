@@ -10,13 +10,16 @@ import ssl
 import struct
 import sys
 from collections.abc import Mapping
+from contextvars import ContextVar
 from datetime import datetime, timezone
 from typing import Any
 
+from gunicorn import util as gunicorn_util
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 from gunicorn.workers.ggevent import GeventWorker
 
+from .web.errors import server_refusal
 from .web.transport import ARRIVED
 
 
@@ -153,6 +156,15 @@ class Worker(GeventWorker):
         super().init_signals()
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPS)  # held back since the fork
 
+    def init_process(self) -> None:
+        gunicorn_util.write_error = _write_refusal  # refusals in fakeproc's shapes
+        super().init_process()
+
+    def handle_error(self, req: Any, client: Any, addr: Any, exc: Any) -> None:
+        _refused_path.set(getattr(req, "path", None) or getattr(getattr(exc, "req", None),
+                                                                   "path", None))
+        super().handle_error(req, client, addr, exc)
+
     def handle(self, listener: Any, client: Any, addr: Any) -> None:
         if not isinstance(client, ssl.SSLSocket):
             try:
@@ -168,6 +180,39 @@ class Worker(GeventWorker):
         self.alive = False
         sys.stderr.flush()
         os._exit(0)
+
+
+# The path of the request gunicorn is refusing, where it got that far (per greenlet).
+_refused_path: ContextVar[str | None] = ContextVar("fakeproc_refused_path", default=None)
+
+
+_html_refusal = gunicorn_util.write_error
+
+
+def _write_refusal(client: Any, status: int, reason: str, message: str) -> None:
+    """gunicorn's answer to a request it could not parse (a bad request line or header, 414,
+    431): JSON in the processor's or the control API's shape instead of an HTML page, except
+    on the panel's paths."""
+    body = server_refusal(_refused_path.get(), status, message)
+    if body is None:
+        _html_refusal(client, status, reason, message)
+    else:
+        head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+        gunicorn_util.write_nonblock(client, head.encode("latin-1") + body)
+    _linger(client)
+
+
+def _linger(client: Any, most: int = 1 << 20, seconds: float = 1.0) -> None:
+    """Read and drop what the client is still sending before the socket closes: closed with
+    unread bytes, it would be reset, and the client could lose the answer just written."""
+    try:
+        client.shutdown(socket.SHUT_WR)
+        client.settimeout(seconds)
+        while most > 0 and (data := client.recv(65_536)):
+            most -= len(data)
+    except OSError:
+        pass
 
 
 def gunicorn_options(host: str, port: int, workers: int, cert: str | None, key: str | None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 from flask import Flask, jsonify, request
@@ -54,6 +55,21 @@ def processor_failure(error: Exception, method: str, path: str) -> Response:
         if name in error.get_response().headers:
             response.headers[name] = error.get_response().headers[name]
     return response
+
+
+def server_refusal(path: str | None, status: int, message: str) -> bytes | None:
+    """The JSON body for a request the server refused before fakeproc saw it (a bad request
+    line or header, a URL or headers too long): the processor's shape, or the control API's
+    for `/api/`; None for the panel, whose refusals stay plain pages. A request line too
+    broken to name a path gets the processor's shape: that is what Twilio talks to."""
+    if path is not None and not (_is_processor_path(path) or path.startswith("/api/")):
+        return None
+    if path is not None and path.startswith("/api/"):
+        body = {"error": message}
+    else:
+        body = answer(_path_method(path or "/") or "charge", None,
+                      _PROCESSOR_CODES.get(status, "http_error"), message)
+    return json.dumps(body).encode() + b"\n"
 
 
 def register(app: Flask) -> None:

@@ -48,7 +48,10 @@ bp.before_request(refuse_unstorable)
 
 @bp.context_processor
 def panel_context() -> dict:
-    return {"login_required": admin_secret() is not None, "logout_form": ConfirmForm()}
+    # Only drawn, never filled from the request: an error page must render whatever the
+    # request's body was, even one that could not be read.
+    return {"login_required": admin_secret() is not None,
+            "logout_form": ConfirmForm(formdata=None)}
 
 
 @bp.route("/login", methods=["GET", "POST"])
