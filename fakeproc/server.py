@@ -19,6 +19,7 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 from gunicorn.workers.ggevent import GeventWorker
 
+from .access_log import MaskedLogger
 from .web.errors import server_refusal
 from .web.transport import ARRIVED
 
@@ -231,6 +232,7 @@ def gunicorn_options(host: str, port: int, workers: int, cert: str | None, key: 
         # fakeproc prints its own banner; gunicorn speaks up only when something is wrong.
         "loglevel": "warning",
         "accesslog": "-" if access_log else None,
+        "logger_class": MaskedLogger,
         # X-Forwarded-* is honoured only by fakeproc's own --behind-proxy switch.
         "forwarded_allow_ips": "",
         "proc_name": "fakeproc",

@@ -65,7 +65,8 @@ class Secrets:
     def found_in(self, blob: str) -> list[str]:
         found = sorted(number for number in self.numbers if number in blob)
         for cvv in sorted(self.cvvs):
-            for pattern in (f'"cvv": "{cvv}"', f'"cvv":"{cvv}"', f"cvv={cvv}", f"'cvv': '{cvv}'"):
+            for pattern in (f'"cvv": "{cvv}"', f'"cvv":"{cvv}"', f"cvv={cvv}", f"'cvv': '{cvv}'",
+                            f"cvv {cvv}", f"code is {cvv}"):
                 if pattern in blob:
                     found.append(pattern)
         return found
@@ -142,6 +143,15 @@ def send_workload(url: str, secrets: Secrets) -> str:
     requests.post(url + "/", json=retried, timeout=30)
     requests.post(url + "/", json=retried, timeout=30)
     requests.post(url + "/", json={**retried, "amount": "99.00"}, timeout=30)
+
+    # Numbers where no card field is: a User-Agent, a query string, and an account number and
+    # CVVs typed into a description (one named as a CVV, one only equal to the request's).
+    typed = secrets.note(card_payload(
+        cvv=CVV, description=f"account {ACCOUNTS[1]}, cvv {CVV}, the code is {CVV}"))
+    assert requests.post(url + f"/?ref={LIVE_CARD}", json=typed, timeout=30,
+                         headers={"User-Agent": f"shop/1.0 (card {LIVE_CARD})"}).ok
+    assert requests.get(url + "/api/transactions", params={"search": ACCOUNTS[2]},
+                        timeout=30).ok
 
     # The panel: what QA reads, and what it exports.
     shown = []
@@ -242,3 +252,47 @@ def test_the_stored_request_is_masked(client):
     stored = client.get(f"/api/transactions/{ach['transaction_id']}").json
     assert stored["attempts"][0]["request"]["bankaccountnumber"] == "*******89"
     assert stored["last4"] == "89"
+
+
+@pytest.mark.parametrize("text,stored", [
+    ("pan 424242424242 end", "pan ********4242 end"),  # 12 digits: the shortest card-like run
+    ("pan 4242424242424242424 end", "pan ***************2424 end"),  # 19
+    ("acct 12345678901 end", "acct *********01 end"),  # 11: account-like, last two kept
+    ("acct 12345678 end", "acct ******78 end"),  # 8
+    ("order 1234567 end", "order 1234567 end"),  # 7 digits are left alone
+    ("card 4242 4242 4242 4242.", "card **** **** **** 4242."),
+    ("amex 3782-822463-10005", "amex ****-******-*0005"),
+    ("on 2026-12-04 at 10:25", "on 2026-12-04 at 10:25"),
+    ("CVV: 123, cvc2 4567, security code 0123", "CVV: ***, cvc2 ****, security code ****"),
+])
+def test_numbers_typed_into_a_description_are_masked_before_they_are_stored(client, text,
+                                                                             stored):
+    body = card_payload(description=text, parameters={"note": text})
+    client.post("/", json=body)
+    attempt = client.get(f"/api/transactions/{body['transaction_id']}").json["attempts"][0]
+    assert attempt["request"]["description"] == stored
+    assert attempt["request"]["parameters"] == {"note": stored}
+
+
+def test_the_request_s_own_cvv_and_account_are_masked_in_its_free_text_only(client):
+    body = card_payload(cvv="2035", expiry_year="2035", amount="2035.00",
+                        description="code 2035, not 12035", parameters={"2035": "x"})
+    client.post("/", json=body)
+    request = client.get(f"/api/transactions/{body['transaction_id']}").json["attempts"][0][
+        "request"]
+    assert request["description"] == "code ****, not 12035"
+    assert request["parameters"] == {"****": "x"}
+    # The protocol's own fields keep their digits, even when they equal the CVV.
+    assert (request["expiry_year"], request["amount"], request["cvv"]) == ("2035", "2035.00",
+                                                                          "****")
+    ach = ach_payload(bankaccountnumber="4321", description="acct 4321")
+    client.post("/", json=ach)
+    stored = client.get(f"/api/transactions/{ach['transaction_id']}").json["attempts"][0]
+    assert stored["request"]["description"] == "acct ****"
+
+
+def test_a_card_number_in_the_user_agent_is_masked_where_it_is_stored(client):
+    body = card_payload()
+    client.post("/", json=body, headers={"User-Agent": "shop/1.0 (4242424242424242)"})
+    attempt = client.get(f"/api/transactions/{body['transaction_id']}").json["attempts"][0]
+    assert attempt["user_agent"] == "shop/1.0 (************4242)"

@@ -18,8 +18,9 @@ from .cards import (
     card_types,
     luhn_valid,
     mask,
+    redact_numbers,
     redact_pans,
 )
 
 __all__ = ["BRANDS", "TEST_BANK_ACCOUNTS", "TEST_CARDS", "aba_routing_valid", "card_brand",
-           "card_types", "luhn_valid", "mask", "redact_pans"]
+           "card_types", "luhn_valid", "mask", "redact_numbers", "redact_pans"]

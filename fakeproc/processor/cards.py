@@ -102,3 +102,41 @@ def mask(number: str, visible: int) -> str:
 def redact_pans(text: str) -> str:
     """Mask every card-number-like run of digits in free text, keeping its last four."""
     return _PAN_LIKE.sub(lambda m: mask(m.group(), 4), text)
+
+
+# A card number typed in groups ("4111 1111 1111 1111", "3782-822463-10005"): 12-19 digits.
+_GROUPED = re.compile(r"(?<![0-9])[0-9]{4}(?:[ -][0-9]{2,7}){2,4}(?![0-9])")
+# Runs of 8-11 digits look like bank account numbers.
+_ACCOUNT_LIKE = re.compile(r"(?<![0-9])[0-9]{8,11}(?![0-9])")
+# A security code named as one: "cvv 123", "CVC: 1234", "security code 0123".
+_NAMED_CVV = re.compile(r"(?i)\b(?:cvv2?|cvc2?|csc|cid|security code)[^0-9a-z]{0,3}"
+                        r"(?P<code>[0-9]{3,4})(?![0-9])")
+
+
+def redact_numbers(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """Free text as it may be stored or logged: card-like runs (12-19 digits, or typed in
+    groups) keep their last four, account-like runs (8-11 digits) their last two, a code named
+    as a CVV is masked, and so is any of `secrets` (the request's own card, CVV or account
+    number) wherever it stands alone."""
+    text = _PAN_LIKE.sub(lambda m: mask(m.group(), 4), text)
+    text = _GROUPED.sub(lambda m: _mask_digits(m.group(), 4)
+                        if 12 <= sum(c.isdigit() for c in m.group()) <= 19 else m.group(), text)
+    text = _ACCOUNT_LIKE.sub(lambda m: mask(m.group(), 2), text)
+    text = _NAMED_CVV.sub(lambda m: m.group()[:m.start("code") - m.start()]
+                          + "*" * len(m.group("code")), text)
+    for secret in secrets:
+        if len(secret) >= 3 and is_digits(secret) and secret in text:
+            text = re.sub(f"(?<![0-9]){secret}(?![0-9])", "*" * len(secret), text)
+    return text
+
+
+def _mask_digits(text: str, visible: int) -> str:
+    """Every digit but the last `visible` replaced by `*`; separators stay."""
+    digits = sum(char.isdigit() for char in text)
+    out, seen = [], 0
+    for char in text:
+        if char.isdigit():
+            seen += 1
+            char = char if seen > digits - visible else "*"
+        out.append(char)
+    return "".join(out)

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from ..store import transactions
 from ..store.connector_rows import ConnectorSettings
 from .attempt import SETTLE_GRACE_SECONDS, Client, Handling, millis
+from .cards import redact_numbers
 from .clock import Clock
 from .delivery import Delivery
 from .fingerprints import Fingerprinter
@@ -64,7 +65,8 @@ class Recording:
             "received_at": attempt.received_at, "gap_seconds": attempt.registered.gap_seconds,
             "protocol_violation": attempt.role == "mismatch", "rules": list(attempt.plan.fired),
             "request": attempt.request.masked, "client_ip": client.address,
-            "user_agent": client.user_agent, "responded_at": None, "delivery": None,
+            "user_agent": redact_numbers(client.user_agent) if client.user_agent else None,
+            "responded_at": None, "delivery": None,
             "status_code": None, "response_body": None, "result_id": None, "late": False,
             "intact": True, "expected_by": None,
         }

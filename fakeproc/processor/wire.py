@@ -202,8 +202,14 @@ def _amount(value: str | None, method: str) -> Decimal | None:
 
 
 def _masked(body: dict[str, Any]) -> dict[str, Any]:
-    """The body as it may be stored: card, CVV and account masked, digit runs redacted."""
-    masked = {key: _redact(value) for key, value in body.items()}
+    """The body as it may be stored: card, CVV and account masked, and in every other field
+    what looks like one, or repeats the request's own (`cards.redact_numbers`)."""
+    secrets = tuple(value for key in ("cardnumber", "cvv", "bankaccountnumber")
+                    if isinstance(value := body.get(key), str))
+    # The protocol's own fields keep their digits (a routing number, an amount equal to the
+    # CVV); only a card-like run is masked there. Everything else is free text.
+    masked = {key: cards.redact_pans(value) if key in _STRING_FIELDS and isinstance(value, str)
+              else _redact(value, secrets) for key, value in body.items()}
     if isinstance(body.get("cardnumber"), str):
         masked["cardnumber"] = cards.mask(body["cardnumber"], 4)
     if isinstance(body.get("cvv"), str):
@@ -213,11 +219,12 @@ def _masked(body: dict[str, Any]) -> dict[str, Any]:
     return masked
 
 
-def _redact(value: Any) -> Any:
+def _redact(value: Any, secrets: tuple[str, ...]) -> Any:
     if isinstance(value, str):
-        return cards.redact_pans(value)
+        return cards.redact_numbers(value, secrets)
     if isinstance(value, dict):
-        return {cards.redact_pans(str(k)): _redact(v) for k, v in value.items()}
+        return {cards.redact_numbers(str(k), secrets): _redact(v, secrets)
+                for k, v in value.items()}
     if isinstance(value, list):
-        return [_redact(v) for v in value]
+        return [_redact(v, secrets) for v in value]
     return value
