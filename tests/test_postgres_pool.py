@@ -8,13 +8,14 @@ import threading
 
 import psycopg
 import pytest
+import requests
 from sqlalchemy.engine import make_url
 
 from fakeproc import create_app
 from fakeproc.store import schema
 from fakeproc.store.models import db
 
-from conftest import TEST_SCALE, ServeGroup, card_payload, post_concurrently
+from conftest import TEST_SCALE, ServeGroup, ServeProcess, card_payload, post_concurrently
 
 pytestmark = pytest.mark.postgres
 
@@ -84,5 +85,65 @@ def test_a_burst_of_charges_waits_for_the_pool_instead_of_opening_more(postgres_
         assert [answer.status_code for answer in answers] == [200] * 60
         assert all(answer.json()["charge_id"] for answer in answers)
         assert 1 <= peak[0] <= schema.POSTGRES_POOL_SIZE, f"{peak[0]} connections at once"
+    finally:
+        group.stop()
+
+
+def test_a_database_out_of_reach_is_a_json_503_on_each_surface(postgres_app, postgres_url):
+    client = postgres_app.test_client()
+    assert client.post("/", json=card_payload()).status_code == 200
+    with _admin(postgres_url) as admin:  # gone, as a server that is down or refusing
+        admin.execute(f'DROP DATABASE "{make_url(postgres_url).database}" WITH (FORCE)')
+
+    for _ in range(2):  # the pooled connection that broke, then a new one that cannot connect
+        charge = client.post("/", json=card_payload())
+        assert charge.status_code == 503 and charge.headers["Retry-After"] == "1"
+        assert charge.json["charge_id"] is None
+        assert charge.json["error_code"] == "service_unavailable"
+        assert "database is out of reach" in charge.json["error_message"]
+    listed = client.get("/api/transactions")
+    assert listed.status_code == 503 and "out of reach" in listed.json["error"]
+    page = client.get("/admin/transactions")
+    assert page.status_code == 503 and "out of reach" in page.get_data(as_text=True)
+
+
+@pytest.mark.slow
+def test_a_storm_over_three_instances_is_answered_without_a_500(postgres_url, tmp_path):
+    """Three instances of two workers on one database, 500 requests at once: 100 payments,
+    each sent 5 times round the instances, the first attempt of each held (magic 4003.00,
+    3 s scaled). Every request gets its payment's one charge; none is left in flight; the
+    connections stay within the instances' pools."""
+    group = ServeGroup(tmp_path)
+    group.started += [ServeProcess(postgres_url, tmp_path / f"storm-{n}.log", workers=2)
+                      for n in range(3)]
+    try:
+        servers = [process.wait_ready() for process in group.started]
+        payments = [card_payload(amount="4003.00") for _ in range(100)]
+        sends = [(servers[(n + k) % 3].url + "/", body)
+                 for n, body in enumerate(payments) for k in range(5)]
+        peak, done = [0], threading.Event()
+
+        def watch() -> None:
+            while not done.is_set():
+                peak[0] = max(peak[0], connections_to(postgres_url))
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        try:
+            answers = post_concurrently(sends)
+        finally:
+            done.set()
+            watcher.join()
+        statuses = sorted({answer.status_code for answer in answers})
+        assert statuses == [200], statuses
+        for n, body in enumerate(payments):
+            ids = {answer.json()["charge_id"] for answer in answers[n * 5:(n + 1) * 5]}
+            assert len(ids) == 1 and None not in ids, (body["transaction_id"], ids)
+            stored = requests.get(f"{servers[0].url}/api/transactions/{body['transaction_id']}",
+                                  timeout=30).json()
+            assert stored["status"] == "succeeded", stored
+        assert peak[0] <= 3 * 2 * schema.POSTGRES_POOL_SIZE, f"{peak[0]} connections"
+        for process in group.started:
+            assert "Traceback" not in process.log()
     finally:
         group.stop()

@@ -45,7 +45,12 @@ class PanelSessions(SecureCookieSessionInterface):
 
     def open_session(self, app: Flask, request: Any) -> Any:
         if app.secret_key is None and request.path.startswith("/admin"):
+            from sqlalchemy.exc import SQLAlchemyError
+
             from ..store.secrets import session_key
 
-            app.config["SECRET_KEY"] = session_key()
+            try:
+                app.config["SECRET_KEY"] = session_key()
+            except SQLAlchemyError:  # the store is out of reach: the page will say so
+                return self.make_null_session(app)
         return super().open_session(app, request)

@@ -6,7 +6,7 @@ import json
 import logging
 
 from flask import Flask, jsonify, request
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 from werkzeug.wrappers import Response
 
 from ..control.schemas import MAX_INTEGER, ValidationError, describe
@@ -17,7 +17,8 @@ log = logging.getLogger("fakeproc")
 
 _NAMES = {"rule_id": "rule", "unique_name": "connector", "transaction_id": "transaction"}
 _PROCESSOR_CODES = {400: "invalid_request", 401: "unauthorized", 404: "not_found",
-                    405: "method_not_allowed", 413: "request_too_large"}
+                    405: "method_not_allowed", 413: "request_too_large",
+                    503: "service_unavailable"}
 
 
 def processor_error(status: int, code: str, message: str, method: str | None) -> Response:
@@ -41,10 +42,33 @@ def _path_method(path: str) -> str | None:
     return tail if tail in ("charge", "tokenize") else None
 
 
+def _out_of_reach(error: BaseException) -> str | None:
+    """What to say when `error` means the database cannot be used just now (the server gone
+    or refusing connections, a lock or a free connection not had in time), else None."""
+    from sqlalchemy.exc import DisconnectionError, OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    if not isinstance(error, (OperationalError, DisconnectionError, PoolTimeout)):
+        return None
+    cause = str(getattr(error, "orig", None) or error).strip().splitlines()
+    return cause[0] if cause else type(error).__name__
+
+
+def _unavailable(error: BaseException, method: str, path: str) -> str:
+    reason = _out_of_reach(error)
+    log.error("database out of reach on %s %s: %s", method, path, reason)
+    return "fakeproc's database is out of reach just now; try again"
+
+
 def processor_failure(error: Exception, method: str, path: str) -> Response:
     """The processor endpoint's JSON answer to what went wrong with a request to `path`."""
     if isinstance(error, InvalidRequest):
         return processor_error(400, "invalid_request", error.message, error.method)
+    if _out_of_reach(error) is not None:
+        response = processor_error(503, "service_unavailable",
+                                   _unavailable(error, method, path), _path_method(path))
+        response.headers["Retry-After"] = "1"
+        return response
     if not isinstance(error, HTTPException):
         log.exception("unhandled error on %s %s", method, path, exc_info=error)
         error = InternalServerError("fakeproc hit an internal error; see its log")
@@ -99,6 +123,13 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception) -> Response:
+        if _out_of_reach(error) is not None:
+            if _is_processor_path(request.path):
+                return processor_failure(error, request.method, request.path)
+            response = http_error(ServiceUnavailable(
+                _unavailable(error, request.method, request.path)))
+            response.headers["Retry-After"] = "1"
+            return response
         log.exception("unhandled error on %s %s", request.method, request.path)
         return http_error(InternalServerError("fakeproc hit an internal error; see its log"))
 
