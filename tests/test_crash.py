@@ -164,6 +164,7 @@ def test_after_a_crash_and_a_restart_retries_get_consistent_answers(servers, dat
     after = server.get(f"/api/transactions/{delayed['transaction_id']}")
     assert after["issued"] == 1 and [a["delivery"] for a in after["attempts"]] == [
         "interrupted", "response", "response"]
+    assert [a["kind"] for a in after["attempts"]] == ["fault", "original", "replay"]
 
     # The hung charge was made before the crash: an orphan until the retry hears it.
     orphan = server.get(f"/api/transactions/{hung['transaction_id']}")
@@ -172,6 +173,8 @@ def test_after_a_crash_and_a_restart_retries_get_consistent_answers(servers, dat
     assert server.post(hung).json()["charge_id"] == orphan["charge_id"]
     heard = server.get(f"/api/transactions/{hung['transaction_id']}")
     assert heard["orphaned"] is False and heard["issued"] == 1
+    # It decided before the crash: it stays the original, though cut short.
+    assert [a["kind"] for a in heard["attempts"]] == ["original", "replay"]
 
 
 def test_a_retry_waiting_on_a_dead_decision_takes_it_over(servers, database, tmp_path):
@@ -192,7 +195,11 @@ def test_a_retry_waiting_on_a_dead_decision_takes_it_over(servers, database, tmp
     record = server.get(f"/api/transactions/{body['transaction_id']}")
     assert record["issued"] == 1 and record["charge_id"] == answer["charge_id"]
     assert [a["delivery"] for a in record["attempts"]] == ["interrupted", "response"]
+    # The retry decided: it is the original; the attempt cut short decided nothing.
+    assert [a["kind"] for a in record["attempts"]] == ["fault", "original"]
     assert server.post(body).json() == answer
+    assert server.get(f"/api/transactions/{body['transaction_id']}")["attempts"][2]["kind"] \
+        == "replay"
     assert "takeover" in (tmp_path / "serve-1.log").read_text()
 
 

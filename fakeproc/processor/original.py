@@ -29,7 +29,10 @@ class Deciding:
         if registered.settlement is not None:
             return registered.settlement
         settlement = self._settlement(request, attempt.connector, attempt.plan.outcome, 1)
-        return transactions.settle(registered.transaction_pk, settlement, self.clock.now())
+        held = transactions.settle(registered.transaction_pk, settlement, self.clock.now())
+        if held is settlement and registered.number > 1:  # an earlier original died undecided
+            transactions.label_takeover(registered.transaction_pk, registered.number)
+        return held
 
     def _decide(self, request: PaymentRequest, connector: ConnectorSettings,
                 outcome: Outcome | None) -> Outcome:

@@ -50,8 +50,10 @@ class Waiting:
                     "never finished", attempt.connector.unique_name,
                     printable(attempt.request.transaction_id), attempt.registered.number)
         transactions.interrupt_abandoned(transaction_pk, now)
-        settlement = transactions.settle(transaction_pk, self._settlement(
-            attempt.request, attempt.connector, plan.outcome, 1), now)
+        decided = self._settlement(attempt.request, attempt.connector, plan.outcome, 1)
+        settlement = transactions.settle(transaction_pk, decided, now)
+        if settlement is decided:  # this attempt decided: it is the original now
+            transactions.label_takeover(transaction_pk, attempt.registered.number)
         transactions.commit()
         self.waiters.notify(transaction_pk)
         return retry_settlement(attempt.connector.idempotency, attempt.request, settlement)

@@ -207,6 +207,21 @@ def settle(transaction_pk: int, settlement: Settlement, settled_at: datetime) ->
     return _settlement_of(writer().execute(_LOAD, {"pk": transaction_pk}).one())
 
 
+def label_takeover(transaction_pk: int, number: int) -> None:
+    """Attempt `number` decided in place of an original that died undecided: it is the
+    original now, and the one cut short decided and charged nothing (a fault)."""
+    conn = writer()
+    conn.execute(_RELABEL_CUT_SHORT, {"pk": transaction_pk, "decider": number})
+    conn.execute(_RELABEL_DECIDER, {"pk": transaction_pk, "decider": number})
+
+
+_RELABEL_CUT_SHORT = update(A).where(
+    A.c.transaction_pk == bindparam("pk"), A.c.number != bindparam("decider"),
+    A.c.kind == "original", A.c.delivery == "interrupted").values(kind="fault")
+_RELABEL_DECIDER = update(A).where(A.c.transaction_pk == bindparam("pk"),
+                                   A.c.number == bindparam("decider")).values(kind="original")
+
+
 def interrupt_abandoned(transaction_pk: int, now: datetime) -> None:
     """Mark the transaction's attempts still open past their expected end as interrupted:
     the process answering them is gone."""
