@@ -691,3 +691,21 @@ def test_many_inert_rules_keep_a_charge_fast(client):
     # and a rule added behind all of them still fires
     create(client, match={"amount": "10.00"}, action=MATCHED)
     assert code_of(charge(client)[0]) == "rule_matched"
+
+
+@pytest.mark.parametrize("probability", [0.2, 0.7])
+def test_a_rule_fires_on_about_its_probability_s_share_of_payments_each_drawn_once(
+        client, probability):
+    rule = client.post("/api/rules", json={
+        "match": {"description_contains": "draw"}, "probability": probability,
+        "action": {"type": "decline", "error_code": "card_declined"}}).json
+    payments = [card_payload(description="draw") for _ in range(300)]
+    declined = [client.post("/", json=body).json["error_code"] == "card_declined"
+                for body in payments]
+    # 300 draws: the share strays 0.1 or more from the probability once in 5,000 runs or less.
+    assert abs(sum(declined) / 300 - probability) < 0.1, sum(declined)
+    assert client.get(f"/api/rules/{rule['id']}").json["fired"] == sum(declined)
+    # A payment's retries share its draw.
+    for body, was_declined in list(zip(payments, declined))[:30]:
+        again = client.post("/", json=body).json
+        assert (again["error_code"] == "card_declined") == was_declined
