@@ -109,6 +109,62 @@ def test_a_processor_too_slow_for_the_budget_fails_that_check():
     assert any("timeout" in item.detail for item in report.checks if item.status == FAIL)
 
 
+def test_a_processor_that_leaves_some_requests_unanswered_fails_the_budget_check():
+    """Charges are answered at once; tokenize requests never are. The endpoint is not silent,
+    so every check runs, and the budget check counts the attempts that outlasted 0.1 s (Twilio's
+    10 s at the test scale)."""
+    app, never = Flask("half"), threading.Event()
+
+    @app.post("/")
+    def pay() -> Any:
+        if request.get_json()["method"] == "tokenize":
+            never.wait(1)
+        return {"charge_id": "ch_1", "error_code": None, "error_message": None}
+
+    with LiveServer(app) as half:
+        report = check(half.url, time_scale=TEST_SCALE)
+    never.set()
+    result = {item.name: item for item in report.checks}
+    assert result["charge_card_shape"].status == PASS
+    budget = result["answers_within_budget"]
+    assert budget.status == FAIL and "took longer than 0.1 s, e.g. tokenize" in budget.detail, \
+        budget
+
+
+def idempotent_but_blind_to_amounts(fresh_charge_for_a_changed_amount: bool) -> Flask:
+    """Replays by transaction_id, but never compares the amount: a retry with another amount
+    gets the first charge again, or (the other way wrong) is charged anew."""
+    app, charged = Flask("blind"), {}
+
+    @app.post("/")
+    def pay() -> Any:
+        body = request.get_json()
+        key = "token_id" if body["method"] == "tokenize" else "charge_id"
+        if body.get("cardnumber", "").endswith("2"):
+            return {key: None, "error_code": "card_declined", "error_message": "declined"}
+        seen = charged.get(body["transaction_id"])
+        if seen is None or (fresh_charge_for_a_changed_amount and seen[1] != body.get("amount")):
+            seen = charged[body["transaction_id"]] = ("id_" + secrets.token_hex(8),
+                                                      body.get("amount"))
+        return {key: seen[0], "error_code": None, "error_message": None}
+
+    return app
+
+
+@pytest.mark.parametrize("fresh, words", [
+    (False, "the original charge id came back for a different amount"),
+    (True, "a different amount under the same transaction_id was charged"),
+])
+def test_a_retry_with_another_amount_that_gets_a_charge_id_fails_the_mismatch_check(fresh,
+                                                                                   words):
+    with LiveServer(idempotent_but_blind_to_amounts(fresh)) as blind:
+        report = check(blind.url, time_scale=SCALE)
+    result = {item.name: item for item in report.checks}
+    assert result["mismatched_retry_refused"].status == FAIL
+    assert words in result["mismatched_retry_refused"].detail
+    assert result["replay_same_answer"].status == PASS  # it is idempotent otherwise
+
+
 @pytest.mark.parametrize("mode, code", [("replay", 0), ("reprocess", 1)])
 def test_the_command_prints_a_report_and_exits_non_zero_on_failure(server, client, mode, code):
     client.patch("/api/connectors/Default", json={"idempotency": mode})
