@@ -92,6 +92,8 @@ def test_a_good_chunked_charge_keeps_the_connection_for_the_next_request(server)
 REFUSED = {
     "bad Content-Length on /": (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
                                 400),
+    "bad Content-Length on the API": (b"POST /api/rules HTTP/1.1\r\nHost: x\r\n"
+                                      b"Content-Length: abc\r\n\r\n", 400),
     "NUL in a header": (b"POST /api/rules HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n", 400),
     "request line too long": (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
     "headers too large": (b"POST / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000
@@ -110,6 +112,10 @@ def test_what_the_server_refuses_before_fakeproc_is_json(server, raw, status):
     got, headers, body = split(answer)
     assert got == status and headers["content-type"] == "application/json", answer
     parsed = json.loads(body)
+    if raw.startswith(b"POST /api/") and b"Content-Length" in raw:  # the path was read
+        assert list(parsed) == ["error"], parsed
+    elif raw.startswith(b"POST / "):
+        assert parsed["charge_id"] is None and parsed["error_code"], parsed
     message = parsed.get("error_message") or parsed.get("error")
     assert message and "<" not in message, parsed
 
