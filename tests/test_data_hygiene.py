@@ -263,6 +263,8 @@ def test_the_stored_request_is_masked(client):
     ("card 4242 4242 4242 4242.", "card **** **** **** 4242."),
     ("amex 3782-822463-10005", "amex ****-******-*0005"),
     ("on 2026-12-04 at 10:25", "on 2026-12-04 at 10:25"),
+    # Digits inside an identifier are part of it: a CallSid keeps its 9-digit run.
+    ("call CA91cfa75206bc91f5a575818342a61ca9", "call CA91cfa75206bc91f5a575818342a61ca9"),
     ("CVV: 123, cvc2 4567, security code 0123", "CVV: ***, cvc2 ****, security code ****"),
 ])
 def test_numbers_typed_into_a_description_are_masked_before_they_are_stored(client, text,
@@ -293,6 +295,8 @@ def test_the_request_s_own_cvv_and_account_are_masked_in_its_free_text_only(clie
 
 def test_a_card_number_in_the_user_agent_is_masked_where_it_is_stored(client):
     body = card_payload()
-    client.post("/", json=body, headers={"User-Agent": "shop/1.0 (4242424242424242)"})
+    client.post("/", json=body, headers={
+        "User-Agent": "shop/1.0 (4242424242424242) CallSid=CA91cfa75206bc91f5a575818342a61ca9"})
     attempt = client.get(f"/api/transactions/{body['transaction_id']}").json["attempts"][0]
-    assert attempt["user_agent"] == "shop/1.0 (************4242)"
+    assert attempt["user_agent"] == \
+        "shop/1.0 (************4242) CallSid=CA91cfa75206bc91f5a575818342a61ca9"

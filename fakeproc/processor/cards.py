@@ -104,21 +104,24 @@ def redact_pans(text: str) -> str:
     return _PAN_LIKE.sub(lambda m: mask(m.group(), 4), text)
 
 
+# In free text a number stands alone: digits glued to letters are part of an identifier (a
+# hex id such as a Twilio CallSid holds runs of digits), not a card or an account.
+_ALONE_PAN = re.compile(r"(?<![0-9A-Za-z])[0-9]{12,19}(?![0-9A-Za-z])")
 # A card number typed in groups ("4111 1111 1111 1111", "3782-822463-10005"): 12-19 digits.
-_GROUPED = re.compile(r"(?<![0-9])[0-9]{4}(?:[ -][0-9]{2,7}){2,4}(?![0-9])")
+_GROUPED = re.compile(r"(?<![0-9A-Za-z])[0-9]{4}(?:[ -][0-9]{2,7}){2,4}(?![0-9A-Za-z])")
 # Runs of 8-11 digits look like bank account numbers.
-_ACCOUNT_LIKE = re.compile(r"(?<![0-9])[0-9]{8,11}(?![0-9])")
+_ACCOUNT_LIKE = re.compile(r"(?<![0-9A-Za-z])[0-9]{8,11}(?![0-9A-Za-z])")
 # A security code named as one: "cvv 123", "CVC: 1234", "security code 0123".
 _NAMED_CVV = re.compile(r"(?i)\b(?:cvv2?|cvc2?|csc|cid|security code)[^0-9a-z]{0,3}"
                         r"(?P<code>[0-9]{3,4})(?![0-9])")
 
 
 def redact_numbers(text: str, secrets: tuple[str, ...] = ()) -> str:
-    """Free text as it may be stored or logged: card-like runs (12-19 digits, or typed in
-    groups) keep their last four, account-like runs (8-11 digits) their last two, a code named
-    as a CVV is masked, and so is any of `secrets` (the request's own card, CVV or account
-    number) wherever it stands alone."""
-    text = _PAN_LIKE.sub(lambda m: mask(m.group(), 4), text)
+    """Free text as it may be stored or logged: numbers standing alone that look like a card
+    (12-19 digits, or typed in groups) keep their last four, like an account (8-11 digits)
+    their last two, a code named as a CVV is masked, and so is any of `secrets` (the request's
+    own card, CVV or account number) wherever it stands alone among digits."""
+    text = _ALONE_PAN.sub(lambda m: mask(m.group(), 4), text)
     text = _GROUPED.sub(lambda m: _mask_digits(m.group(), 4)
                         if 12 <= sum(c.isdigit() for c in m.group()) <= 19 else m.group(), text)
     text = _ACCOUNT_LIKE.sub(lambda m: mask(m.group(), 2), text)

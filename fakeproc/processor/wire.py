@@ -221,9 +221,9 @@ def _masked(body: dict[str, Any]) -> dict[str, Any]:
 
 def _redact(value: Any, secrets: tuple[str, ...]) -> Any:
     if isinstance(value, str):
-        return cards.redact_numbers(value, secrets)
+        return cards.redact_numbers(cards.redact_pans(value), secrets)
     if isinstance(value, dict):
-        return {cards.redact_numbers(str(k), secrets): _redact(v, secrets)
+        return {cards.redact_numbers(cards.redact_pans(str(k)), secrets): _redact(v, secrets)
                 for k, v in value.items()}
     if isinstance(value, list):
         return [_redact(v, secrets) for v in value]
