@@ -105,6 +105,8 @@ def test_a_database_out_of_reach_is_a_json_503_on_each_surface(postgres_app, pos
     assert listed.status_code == 503 and "out of reach" in listed.json["error"]
     page = client.get("/admin/transactions")
     assert page.status_code == 503 and "out of reach" in page.get_data(as_text=True)
+    form = client.post("/admin/quick-arm", data={"action": "decline"})
+    assert form.status_code == 503 and "out of reach" in form.get_data(as_text=True)
 
 
 @pytest.mark.slow

@@ -20,6 +20,7 @@ def register(app: Flask) -> None:
     from . import admin, api, endpoint, errors
 
     app.url_map.converters["text"] = AnyText
+    app.before_request(_store_failure)  # before CSRF's check, which needs the session key
     app.register_blueprint(endpoint.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(admin.bp)
@@ -51,6 +52,20 @@ class PanelSessions(SecureCookieSessionInterface):
 
             try:
                 app.config["SECRET_KEY"] = session_key()
-            except SQLAlchemyError:  # the store is out of reach: the page will say so
+            except SQLAlchemyError as error:  # the store is out of reach: see _store_failure
+                request.environ[_STORE_FAILURE] = error
                 return self.make_null_session(app)
         return super().open_session(app, request)
+
+
+_STORE_FAILURE = "fakeproc.store_failure"
+
+
+def _store_failure() -> None:
+    """A store that failed while the session opened fails the request where its error
+    handlers see it (a 503 when it is out of reach), not in the CSRF check that follows."""
+    from flask import request
+
+    error = request.environ.pop(_STORE_FAILURE, None)
+    if error is not None:
+        raise error
