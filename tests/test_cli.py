@@ -231,6 +231,17 @@ def test_the_banner_says_what_runs_where(tmp_path):
     assert "Listening at" not in log and all(line.strip() for line in log.splitlines())
 
 
+def wait_until_healthy(port: int, seconds: float = 30) -> None:
+    """Until the server on `port` answers its health check (the first worker is up)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/api/health", timeout=1).ok:
+                return
+        except (requests.ConnectionError, requests.Timeout):  # not up, or slow to start
+            time.sleep(0.02)
+
+
 def test_ctrl_c_ends_the_server_without_a_traceback(tmp_path):
     port = free_port()
     with open(tmp_path / "quit.log", "wb") as log:
@@ -239,13 +250,7 @@ def test_ctrl_c_ends_the_server_without_a_traceback(tmp_path):
                                   stderr=subprocess.STDOUT, start_new_session=True,
                                   env=environment(FAKEPROC_TIME_SCALE=str(TEST_SCALE)))
         try:
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                try:
-                    if requests.get(f"http://127.0.0.1:{port}/api/health", timeout=1).ok:
-                        break
-                except (requests.ConnectionError, requests.Timeout):  # not up, or slow to start
-                    time.sleep(0.1)
+            wait_until_healthy(port)
             os.killpg(server.pid, signal.SIGINT)
             assert server.wait(10) == 0
         finally:
@@ -269,13 +274,7 @@ def test_stopping_while_workers_still_boot_ends_every_process_at_once(tmp_path):
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                 env=environment(FAKEPROC_TIME_SCALE=str(TEST_SCALE)))
             try:
-                deadline = time.monotonic() + 30
-                while time.monotonic() < deadline:
-                    try:
-                        if requests.get(f"http://127.0.0.1:{port}/api/health", timeout=1).ok:
-                            break
-                    except (requests.ConnectionError, requests.Timeout):
-                        time.sleep(0.02)
+                wait_until_healthy(port)
                 server.send_signal(signal.SIGINT)  # `kill -INT <pid>`: the master alone
                 stopping = time.monotonic()
                 assert server.wait(10) == 0

@@ -4,7 +4,9 @@ meanwhile (a restart, an idle timeout, an administrator) costs the next charge n
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -30,6 +32,25 @@ def connections_to(url: str) -> int:
     with _admin(url) as admin:
         return admin.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s",
                              (make_url(url).database,)).fetchone()[0]
+
+
+@contextlib.contextmanager
+def peak_connections(url: str) -> Iterator[list[int]]:
+    """The most connections to the database of `url` seen while the block ran (sampled
+    without pause, from a thread): `[peak]`, filled when the block ends."""
+    peak, done = [0], threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], connections_to(url))
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        yield peak
+    finally:
+        done.set()
+        watcher.join()
 
 
 def drop_connections_of(url: str) -> int:
@@ -68,20 +89,9 @@ def test_a_burst_of_charges_waits_for_the_pool_instead_of_opening_more(postgres_
     group = ServeGroup(tmp_path)
     try:
         (server,) = group(postgres_url)  # one worker
-        peak, done = [0], threading.Event()
-
-        def watch() -> None:
-            while not done.is_set():
-                peak[0] = max(peak[0], connections_to(postgres_url))
-
-        watcher = threading.Thread(target=watch)
-        watcher.start()
-        try:
+        with peak_connections(postgres_url) as peak:
             bodies = [card_payload() for _ in range(60)]
             answers = post_concurrently([(server.url + "/", body) for body in bodies])
-        finally:
-            done.set()
-            watcher.join()
         assert [answer.status_code for answer in answers] == [200] * 60
         assert all(answer.json()["charge_id"] for answer in answers)
         assert 1 <= peak[0] <= schema.POSTGRES_POOL_SIZE, f"{peak[0]} connections at once"
@@ -89,7 +99,8 @@ def test_a_burst_of_charges_waits_for_the_pool_instead_of_opening_more(postgres_
         group.stop()
 
 
-def test_a_database_out_of_reach_is_a_json_503_on_each_surface(postgres_app, postgres_url):
+def test_a_database_out_of_reach_is_a_json_503_on_each_surface(postgres_app, postgres_url,
+                                                               caplog):
     client = postgres_app.test_client()
     assert client.post("/", json=card_payload()).status_code == 200
     with _admin(postgres_url) as admin:  # gone, as a server that is down or refusing
@@ -103,6 +114,10 @@ def test_a_database_out_of_reach_is_a_json_503_on_each_surface(postgres_app, pos
         assert "database is out of reach" in charge.json["error_message"]
     listed = client.get("/api/transactions")
     assert listed.status_code == 503 and "out of reach" in listed.json["error"]
+    looked_up = client.get("/api/transactions/4242424242424242")  # an id that looks like a card
+    assert looked_up.status_code == 503
+    assert "GET /api/transactions/************4242" in caplog.text
+    assert "4242424242424242" not in caplog.text
     page = client.get("/admin/transactions")
     assert page.status_code == 503 and "out of reach" in page.get_data(as_text=True)
     form = client.post("/admin/quick-arm", data={"action": "decline"})
@@ -123,19 +138,8 @@ def test_a_storm_over_three_instances_is_answered_without_a_500(postgres_url, tm
         payments = [card_payload(amount="4003.00") for _ in range(100)]
         sends = [(servers[(n + k) % 3].url + "/", body)
                  for n, body in enumerate(payments) for k in range(5)]
-        peak, done = [0], threading.Event()
-
-        def watch() -> None:
-            while not done.is_set():
-                peak[0] = max(peak[0], connections_to(postgres_url))
-
-        watcher = threading.Thread(target=watch)
-        watcher.start()
-        try:
+        with peak_connections(postgres_url) as peak:
             answers = post_concurrently(sends)
-        finally:
-            done.set()
-            watcher.join()
         statuses = sorted({answer.status_code for answer in answers})
         assert statuses == [200], statuses
         for n, body in enumerate(payments):

@@ -42,9 +42,9 @@ def engine_options(url: str) -> dict[str, Any]:
         return {"pool_size": 20, "max_overflow": 80, "pool_timeout": 60, "pool_use_lifo": True}
     # A fixed number per worker, never more: a request that finds them all in use waits for
     # one (cooperatively) instead of opening another. Connections opened beyond the pool and
-    # closed again on every burst cost more than the charges themselves (under 50 concurrent
-    # charges, 10 + 30 overflow answered 678/s, 10 without overflow 1,056/s), and a storm over
-    # several instances could exceed the server's max_connections. See docs/deploy.md.
+    # closed again after every burst cost more than the charges themselves, and a storm over
+    # several instances ran the server out of connections (benchmarks/storm.py). See
+    # docs/deploy.md, *Connections*.
     # No pool_pre_ping: `_ping_if_idle` pings only connections that sat unused.
     return {"pool_size": POSTGRES_POOL_SIZE, "max_overflow": 0, "pool_timeout": 60}
 

@@ -11,6 +11,7 @@ from werkzeug.wrappers import Response
 
 from ..control.schemas import MAX_INTEGER, ValidationError, describe
 from ..errors import BadRequest, DomainError, NotFound
+from ..processor import redact_numbers
 from ..processor.wire import InvalidRequest, answer
 
 log = logging.getLogger("fakeproc")
@@ -56,7 +57,7 @@ def _out_of_reach(error: BaseException) -> str | None:
 
 def _unavailable(error: BaseException, method: str, path: str) -> str:
     reason = _out_of_reach(error)
-    log.error("database out of reach on %s %s: %s", method, path, reason)
+    log.error("database out of reach on %s %s: %s", method, redact_numbers(path), reason)
     return "fakeproc's database is out of reach just now; try again"
 
 
@@ -70,7 +71,7 @@ def processor_failure(error: Exception, method: str, path: str) -> Response:
         response.headers["Retry-After"] = "1"
         return response
     if not isinstance(error, HTTPException):
-        log.exception("unhandled error on %s %s", method, path, exc_info=error)
+        log.exception("unhandled error on %s %s", method, redact_numbers(path), exc_info=error)
         error = InternalServerError("fakeproc hit an internal error; see its log")
     status = error.code or 500
     response = processor_error(status, _PROCESSOR_CODES.get(status, "http_error"),
@@ -130,7 +131,7 @@ def register(app: Flask) -> None:
                 _unavailable(error, request.method, request.path)))
             response.headers["Retry-After"] = "1"
             return response
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        log.exception("unhandled error on %s %s", request.method, redact_numbers(request.path))
         return http_error(InternalServerError("fakeproc hit an internal error; see its log"))
 
 
