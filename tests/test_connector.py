@@ -187,7 +187,8 @@ def test_the_rows_cover_the_whole_table():
             assert any(low <= amount <= high for amount in amounts), trigger
 
 
-# The table's time scale, server and emulator alike: twice the tests' usual, so that a retry
+# The time scale, server and emulator alike, of the tests where Twilio's timeout races an
+# answer (the table below, the 4012.00 retries): twice the tests' usual, so that a retry
 # answered at once has 200 ms against Twilio's 10 s, and the 12 s delay outlasts it by 40 ms,
 # however busy the machine (at 0.01, runs beside the browser tests once spent the 20 ms).
 ROW_SCALE = 2 * TEST_SCALE
@@ -195,6 +196,7 @@ ROW_SCALE = 2 * TEST_SCALE
 
 @pytest.fixture
 def row_server(make_app):
+    """fakeproc served at ROW_SCALE."""
     with LiveServer(make_app(TIME_SCALE=ROW_SCALE)) as live:
         yield live
 
@@ -324,12 +326,13 @@ def test_an_unreachable_action_url_is_reported_not_raised(server):
     assert payment.action_response is None and payment.action_error
 
 
-def test_the_readme_example(server, merchant):
+def test_the_readme_example(row_server, merchant):
+    server = row_server
     patched = requests.patch(f"{server.url}/api/connectors/Default", timeout=5,
                              json={"username": "twilio", "password": "choose-one"})
     assert patched.ok, patched.text
     twilio = Connector(server.url + "/", username="twilio", password="choose-one",
-                       time_scale=TEST_SCALE)
+                       time_scale=ROW_SCALE)
     card = Card("4111111111111111", 12, 2030, cvv="123", postal_code="94111")
     payment = twilio.charge(card, "4012.00", parameters={"order_ref": "A-7"},
                             action_url=f"{merchant.url}/pay/done")
@@ -544,9 +547,10 @@ def test_cli_exits_1_when_result_is_not_success(server):
     assert "ConnectorError=fraudulent" in result.output
 
 
-def test_cli_json_shows_the_retry(server):
+def test_cli_json_shows_the_retry(row_server):
+    server = row_server
     result = pay(server.url, "--card", VISA, "--expiry", "12/2030", "--amount", "4012.00",
-                 "--time-scale", str(TEST_SCALE), "--transaction-id", "tx-cli-4012", "--json")
+                 "--time-scale", str(ROW_SCALE), "--transaction-id", "tx-cli-4012", "--json")
     assert result.exit_code == 0, result.output
     shown = json.loads(result.output)
     assert [a["outcome"] for a in shown["attempts"]] == ["timeout", "answered"]
@@ -619,9 +623,10 @@ def test_cli_an_entry_pay_refuses_ends_in_too_many_failed_attempts(server):
     assert count_transactions(server) == 0
 
 
-def test_cli_a_slow_charge_refused_as_a_duplicate_on_retry_is_a_success(server, client):
-    client.patch("/api/connectors/Default", json={"idempotency": "duplicate_error"})
-    result = pay(server.url, "--card", VISA, "--expiry", "12/30", "--amount", "4012.00")
+def test_cli_a_slow_charge_refused_as_a_duplicate_on_retry_is_a_success(row_server):
+    requests.patch(f"{row_server.url}/api/connectors/Default", timeout=5,
+                   json={"idempotency": "duplicate_error"}).raise_for_status()
+    result = pay(row_server.url, "--card", VISA, "--expiry", "12/30", "--amount", "4012.00")
     assert result.exit_code == 0, result.output
     assert "Result=success" in result.output
     assert "ConnectorError=duplicate_transaction" in result.output
