@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import socket
-import sys
 
 import pytest
 
@@ -118,7 +117,3 @@ def test_what_the_server_refuses_before_fakeproc_is_json(server, raw, status):
         assert parsed["charge_id"] is None and parsed["error_code"], parsed
     message = parsed.get("error_message") or parsed.get("error")
     assert message and "<" not in message, parsed
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(pytest.main([__file__]))

@@ -1,6 +1,7 @@
-"""PostgreSQL connections: a worker uses at most its pool's, however many requests come at once,
-and one that sat unused is checked before it is handed out, so a server that dropped it
-meanwhile (a restart, an idle timeout, an administrator) costs the next charge nothing."""
+"""PostgreSQL connections: a worker uses at most its pool's, however many requests come at once
+(a storm over three instances included); one that sat unused is checked before it is handed
+out, so a server that dropped it meanwhile costs the next charge nothing; and a database out of
+reach is a JSON 503 on every surface."""
 
 from __future__ import annotations
 
