@@ -221,10 +221,14 @@ def _masked(body: dict[str, Any]) -> dict[str, Any]:
 
 def _redact(value: Any, secrets: tuple[str, ...]) -> Any:
     if isinstance(value, str):
-        return cards.redact_numbers(cards.redact_pans(value), secrets)
+        return _free_text(value, secrets)
     if isinstance(value, dict):
-        return {cards.redact_numbers(cards.redact_pans(str(k)), secrets): _redact(v, secrets)
-                for k, v in value.items()}
+        return {_free_text(str(k), secrets): _redact(v, secrets) for k, v in value.items()}
     if isinstance(value, list):
         return [_redact(v, secrets) for v in value]
     return value
+
+
+def _free_text(text: str, secrets: tuple[str, ...]) -> str:
+    # Card-like runs even where glued to letters (the older rule), then what stands alone.
+    return cards.redact_numbers(cards.redact_pans(text), secrets)
