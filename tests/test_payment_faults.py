@@ -90,7 +90,9 @@ def test_the_next_payment_waits_12_s_on_every_attempt(server, fakeproc):
 
 def test_a_dropped_payment_drops_every_retry(server, fakeproc):
     fakeproc.drop_next()
-    payment = pay(twilio(server))
+    # Every attempt is dropped at once: the wider budget keeps a busy machine from turning a
+    # drop into a timeout (a clean-clone run once saw one).
+    payment = pay(patient(server))
 
     assert {a.outcome for a in payment.attempts} <= {"connection_closed", "connection_reset"}
     assert len(payment.attempts) == ATTEMPTS
